@@ -1,0 +1,88 @@
+"""One settings object, read from environment variables with documented defaults.
+
+Every variable is prefixed ``MLOPS_`` (``MLOPS_HOME``, ``MLOPS_MAX_BAD_ROW_FRACTION`` ...).
+All embedded state lives under ``MLOPS_HOME`` so a laptop run never writes anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATASET = "customer_activity"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore", frozen=True)
+
+    home: Path = Field(
+        default=Path(".local"),
+        description="Root of all embedded state: Airflow home, landing zone, lake, quarantine, "
+        "reports, MLflow and Feast state.",
+    )
+    max_bad_row_fraction: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="A batch whose share of rows failing row-level expectations exceeds this "
+        "fails as a whole instead of being split into clean and quarantined rows.",
+    )
+    min_batch_rows: int = Field(default=100, ge=0, description="Fewest rows a daily batch may hold.")
+    max_batch_rows: int = Field(
+        default=5_000_000, ge=1, description="Most rows a daily batch may hold."
+    )
+    landing_wait_timeout_seconds: int = Field(
+        default=6 * 3600,
+        ge=1,
+        description="How long ingestion waits for the day's landing file before failing.",
+    )
+    landing_poke_interval_seconds: int = Field(
+        default=300, ge=1, description="How often ingestion looks for the landing file."
+    )
+    build_data_docs: bool = Field(
+        default=True, description="Render Great Expectations Data Docs after every validation."
+    )
+    rows_per_day: int = Field(
+        default=20_000, ge=1, description="Customers per generated demo day."
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Tasks run from other working directories; a relative home would scatter state.
+        return value.expanduser().resolve()
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing" / DATASET
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake" / DATASET
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine" / DATASET
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def validations_dir(self) -> Path:
+        return self.reports_dir / "validations" / DATASET
+
+    @property
+    def gx_dir(self) -> Path:
+        return self.home / "gx"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.reports_dir / "data_docs"
+
+
+def get_settings() -> Settings:
+    """Fresh settings from the current environment (cheap; tests change the environment)."""
+    return Settings()

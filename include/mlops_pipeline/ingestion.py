@@ -1,0 +1,341 @@
+"""Ingest one day: read the landed file, validate it, write clean rows to the lake and failing
+rows to quarantine.
+
+The landed file is only ever read. The validated and quarantine partitions of the day are
+replaced whole, so re-running a day gives the same state. A batch that cannot be trusted raises
+``BatchRejected`` (a deterministic failure: retrying cannot help) after its reports are written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlops_pipeline import contract, storage
+from mlops_pipeline.config import Settings
+from mlops_pipeline.contract import Kind
+from mlops_pipeline.validation import (
+    SUITE_NAME,
+    SUITE_VERSION,
+    ExpectationOutcome,
+    GxProject,
+    conform_types,
+    failure_mask,
+)
+
+log = logging.getLogger(__name__)
+
+FAILED_EXPECTATIONS = "_failed_expectations"
+VALIDATION_ID = "_validation_id"
+DATA_FILE = "part-0.parquet"
+
+ARROW_TYPES: dict[Kind, pa.DataType] = {
+    Kind.INT: pa.int64(),
+    Kind.FLOAT: pa.float64(),
+    Kind.CATEGORY: pa.string(),
+    Kind.BOOL: pa.bool_(),
+    Kind.TIMESTAMP: pa.timestamp("ns", tz="UTC"),
+}
+# The lake's schema: plain types every reader (Feast, DuckDB, Evidently) understands.
+LAKE_SCHEMA = pa.schema([pa.field(c.name, ARROW_TYPES[c.kind]) for c in contract.COLUMNS])
+
+
+class BatchRejected(Exception):
+    """The day's batch cannot be used; ``report`` says why. Deterministic: do not retry."""
+
+    def __init__(self, report: IngestionReport) -> None:
+        super().__init__(report.message)
+        self.report = report
+
+
+class LandingFileMissing(FileNotFoundError):
+    pass
+
+
+@dataclass
+class IngestionReport:
+    day: str
+    status: str  # "validated" or "rejected"
+    message: str
+    validation_id: str | None = None
+    landing_file: str | None = None
+    landing_sha256: str | None = None
+    rows_landed: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    bad_row_fraction: float = 0.0
+    failed_expectations: list[dict[str, Any]] = field(default_factory=list)
+    validated_partition: str | None = None
+    quarantine_partition: str | None = None
+    validation_result: str | None = None
+    data_docs: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def asset_extra(self) -> dict[str, Any]:
+        """What downstream consumers need from the asset event: small and JSON-safe."""
+        return {
+            "date": self.day,
+            "rows": self.rows_valid,
+            "quarantined": self.rows_quarantined,
+            "validation_id": self.validation_id,
+            "partition": self.validated_partition,
+        }
+
+
+def day_interval(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(8 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_landing_file(path: Path) -> pd.DataFrame:
+    """Read the landed file as it is; types are judged by the suite, not forced here."""
+    import pyarrow.csv as pacsv
+
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+    else:
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                # Category text arrives dictionary-encoded: cheaper to hold and to validate.
+                auto_dict_encode=True,
+                timestamp_parsers=[pacsv.ISO8601],
+            ),
+        )
+    return table.to_pandas()
+
+
+def ingest_day(
+    settings: Settings,
+    day: dt.date,
+    run_label: str = "manual",
+) -> IngestionReport:
+    """Validate the day's landed file and split it into the lake and quarantine.
+
+    Raises ``LandingFileMissing`` when nothing landed, ``BatchRejected`` when the batch is
+    unusable (unreadable, empty, schema broken, too many bad rows).
+    """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    landing = storage.find_landing_file(settings.landing_dir, day)
+    if landing is None:
+        raise LandingFileMissing(
+            f"no landing file for {day} under {storage.partition_dir(settings.landing_dir, day)}"
+        )
+    sha = file_sha256(landing)
+    # Content-addressed: the same file checked by the same suite version under the same rules
+    # always gets the same id, so a re-run reproduces the same lineage.
+    validation_id = (
+        f"{day.isoformat()}-{sha[:12]}-v{SUITE_VERSION}-"
+        f"{_rules_fingerprint(settings)}"
+    )
+    report = IngestionReport(
+        day=day.isoformat(),
+        status="rejected",
+        message="",
+        validation_id=validation_id,
+        landing_file=str(landing),
+        landing_sha256=sha,
+        timings=timings,
+    )
+    timings["hash"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    try:
+        frame = read_landing_file(landing)
+    except Exception as exc:  # pyarrow raises several types for a broken file; all mean the same
+        reason = _printable(f"{type(exc).__name__}: {exc}")
+        _reject(settings, day, report, f"landing file is unreadable: {reason}",
+                [ExpectationOutcome("file_is_readable", "batch", False, observed=reason)])
+    timings["read"] = time.perf_counter() - mark
+    report.rows_landed = len(frame)
+
+    mark = time.perf_counter()
+    frame = conform_types(frame.reset_index(drop=True))
+    project = GxProject(settings)
+    interval_start, interval_end = day_interval(day)
+    outcome = project.validate(frame, validation_id, interval_start, interval_end)
+    timings["validate"] = time.perf_counter() - mark
+    result_path = settings.validations_dir / f"date={day.isoformat()}" / f"{validation_id}.json"
+    storage.write_json(result_path, outcome.result_json)
+    report.validation_result = str(result_path)
+    if settings.build_data_docs:
+        mark = time.perf_counter()
+        report.data_docs = str(project.render_data_docs(outcome))
+        timings["data_docs"] = time.perf_counter() - mark
+
+    failed_batch = outcome.failed_batch_expectations
+    if frame.empty:
+        # Even with a zero-row lower bound configured, an empty day is never a valid day.
+        _reject(settings, day, report, "batch is empty: the landing file holds no rows",
+                failed_batch or [ExpectationOutcome("batch_is_not_empty", "batch", False, "0")])
+    if failed_batch:
+        _reject(settings, day, report,
+                "batch failed its batch-level expectations: " + _names(failed_batch),
+                failed_batch)
+
+    mark = time.perf_counter()
+    bad = failure_mask(len(frame), outcome.row_failures)
+    report.rows_quarantined = int(bad.sum())
+    report.rows_valid = len(frame) - report.rows_quarantined
+    report.bad_row_fraction = report.rows_quarantined / len(frame)
+    report.failed_expectations = [e.to_dict() for e in outcome.failed_row_expectations]
+    _write_quarantine(settings, day, frame, bad, outcome.row_failures, report)
+    if report.bad_row_fraction > settings.max_bad_row_fraction:
+        _reject(
+            settings, day, report,
+            f"{report.rows_quarantined} of {len(frame)} rows "
+            f"({report.bad_row_fraction:.2%}) failed row-level expectations, over the "
+            f"{settings.max_bad_row_fraction:.2%} budget: "
+            + _names(outcome.failed_row_expectations),
+            outcome.failed_row_expectations,
+            keep_quarantine=True,
+        )
+    _write_validated(settings, day, frame.loc[~bad], report)
+    timings["split_write"] = time.perf_counter() - mark
+    report.status = "validated"
+    report.message = (
+        f"{report.rows_valid} rows validated, {report.rows_quarantined} quarantined"
+        + (f" ({_names(outcome.failed_row_expectations)})" if report.rows_quarantined else "")
+    )
+    timings["total"] = time.perf_counter() - started
+    _write_report(settings, day, report)
+    return report
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """Error text from a corrupt file can carry its binary garbage; keep the message readable."""
+    clean = text.encode("ascii", "backslashreplace").decode("ascii")
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
+def _rules_fingerprint(settings: Settings) -> str:
+    rules = f"{settings.min_batch_rows}:{settings.max_batch_rows}:{settings.max_bad_row_fraction}"
+    return hashlib.sha256(rules.encode()).hexdigest()[:6]
+
+
+def _names(outcomes: list[ExpectationOutcome]) -> str:
+    parts = []
+    for outcome in outcomes:
+        detail = (
+            f"{outcome.unexpected_count} rows" if outcome.unexpected_count is not None
+            else (f"observed {outcome.observed}" if outcome.observed else "")
+        )
+        parts.append(f"{outcome.name} [{detail}]" if detail else outcome.name)
+    return "; ".join(parts)
+
+
+def _reject(
+    settings: Settings,
+    day: dt.date,
+    report: IngestionReport,
+    message: str,
+    failed: list[ExpectationOutcome],
+    keep_quarantine: bool = False,
+) -> None:
+    report.status = "rejected"
+    report.message = f"{contract_label(day)} rejected: {message}"
+    report.failed_expectations = [e.to_dict() for e in failed]
+    report.rows_valid = 0
+    # A rejected day must not leave an older validated copy for training to find.
+    storage.remove_partition(settings.lake_dir, day)
+    report.validated_partition = None
+    if not keep_quarantine:
+        # The whole batch is the problem; the untouched landing file is its record.
+        storage.replace_partition(
+            settings.quarantine_dir, day, lambda folder: _manifest(folder, report)
+        )
+        report.quarantine_partition = str(storage.partition_dir(settings.quarantine_dir, day))
+    _write_report(settings, day, report)
+    raise BatchRejected(report)
+
+
+def contract_label(day: dt.date) -> str:
+    return f"{SUITE_NAME} batch {day.isoformat()}"
+
+
+def _write_quarantine(
+    settings: Settings,
+    day: dt.date,
+    frame: pd.DataFrame,
+    bad: np.ndarray,
+    row_failures: dict[int, list[str]],
+    report: IngestionReport,
+) -> None:
+    if not bad.any():
+        storage.remove_partition(settings.quarantine_dir, day)
+        report.quarantine_partition = None
+        return
+    rows = frame.loc[bad].copy()
+    rows[FAILED_EXPECTATIONS] = ["; ".join(row_failures[int(i)]) for i in np.flatnonzero(bad)]
+    rows[VALIDATION_ID] = report.validation_id
+
+    def write(folder: Path) -> None:
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+        pq.write_table(table, folder / DATA_FILE)
+        _manifest(folder, report)
+
+    report.quarantine_partition = str(storage.replace_partition(settings.quarantine_dir, day, write))
+
+
+def _write_validated(
+    settings: Settings, day: dt.date, clean: pd.DataFrame, report: IngestionReport
+) -> None:
+    table = pa.Table.from_pandas(clean, preserve_index=False).select(LAKE_SCHEMA.names)
+    table = table.cast(LAKE_SCHEMA)
+    report.validated_partition = str(storage.partition_dir(settings.lake_dir, day))
+
+    def write(folder: Path) -> None:
+        pq.write_table(table, folder / DATA_FILE)
+        _manifest(folder, report, content_sha256=file_sha256(folder / DATA_FILE))
+
+    storage.replace_partition(settings.lake_dir, day, write)
+
+
+def _manifest(folder: Path, report: IngestionReport, content_sha256: str | None = None) -> None:
+    storage.write_json(
+        folder / storage.MANIFEST,
+        {
+            "date": report.day,
+            "status": "validated" if content_sha256 else report.status,
+            "validation_id": report.validation_id,
+            "suite": SUITE_NAME,
+            "suite_version": SUITE_VERSION,
+            "landing_file": report.landing_file,
+            "landing_sha256": report.landing_sha256,
+            "content_sha256": content_sha256,
+            "rows_landed": report.rows_landed,
+            "rows_valid": report.rows_valid,
+            "rows_quarantined": report.rows_quarantined,
+            "message": report.message,
+            "failed_expectations": report.failed_expectations,
+        },
+    )
+
+
+def _write_report(settings: Settings, day: dt.date, report: IngestionReport) -> None:
+    storage.write_json(
+        settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json", report.to_dict()
+    )

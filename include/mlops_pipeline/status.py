@@ -1,0 +1,36 @@
+"""A JSON-ready summary of the platform's state, shared by the CLI and (later) the UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_pipeline import storage
+from mlops_pipeline.config import Settings
+
+
+def _partitions(root, limit: int) -> list[dict[str, Any]]:
+    rows = []
+    for day in reversed(storage.partition_days(root)[-limit:]):
+        manifest = storage.read_manifest(storage.partition_dir(root, day)) or {}
+        rows.append(
+            {
+                "date": day.isoformat(),
+                "status": manifest.get("status"),
+                "rows_valid": manifest.get("rows_valid"),
+                "rows_quarantined": manifest.get("rows_quarantined"),
+                "validation_id": manifest.get("validation_id"),
+                "message": manifest.get("message"),
+            }
+        )
+    return rows
+
+
+def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
+    return {
+        "mlops_home": str(settings.home),
+        "ingestion": {
+            "validated_partitions": _partitions(settings.lake_dir, limit),
+            "quarantined_partitions": _partitions(settings.quarantine_dir, limit),
+            "data_docs": str(settings.data_docs_dir / "index.html"),
+        },
+    }

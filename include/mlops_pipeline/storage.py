@@ -1,0 +1,96 @@
+"""Where each partition of the data lives: the landing zone, the validated lake, quarantine.
+
+Partitions are Hive-style ``date=YYYY-MM-DD`` folders so Feast, DuckDB and pyarrow datasets read
+the lake directly. Files starting with ``_`` (manifests) are skipped by those readers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mlops_pipeline.config import DATASET
+
+LANDING_FORMATS = ("csv", "parquet")
+MANIFEST = "_manifest.json"
+
+
+def partition_dir(root: Path, day: dt.date) -> Path:
+    return root / f"date={day.isoformat()}"
+
+
+def landing_file(landing_dir: Path, day: dt.date, file_format: str = "csv") -> Path:
+    if file_format not in LANDING_FORMATS:
+        raise ValueError(f"landing format must be one of {LANDING_FORMATS}, not {file_format!r}")
+    return partition_dir(landing_dir, day) / f"{DATASET}.{file_format}"
+
+
+def find_landing_file(landing_dir: Path, day: dt.date) -> Path | None:
+    """The day's landed file, whichever supported format it arrived in."""
+    for file_format in LANDING_FORMATS:
+        path = landing_file(landing_dir, day, file_format)
+        if path.exists():
+            return path
+    return None
+
+
+def partition_days(root: Path) -> list[dt.date]:
+    if not root.exists():
+        return []
+    days = []
+    for child in root.iterdir():
+        if child.is_dir() and child.name.startswith("date="):
+            days.append(dt.date.fromisoformat(child.name.removeprefix("date=")))
+    return sorted(days)
+
+
+def replace_partition(root: Path, day: dt.date, write: Any) -> Path:
+    """Build a partition in a staging folder and swap it in whole.
+
+    ``write(folder)`` fills the staging folder. Readers see either the old partition or the new
+    one, never a mix, and a re-run replaces rather than appends.
+    """
+    target = partition_dir(root, day)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".staging-{target.name}-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        write(staging)
+        retired = None
+        if target.exists():
+            retired = root / f".retired-{target.name}-{uuid.uuid4().hex}"
+            os.replace(target, retired)
+        os.replace(staging, target)
+        if retired is not None:
+            shutil.rmtree(retired)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return target
+
+
+def remove_partition(root: Path, day: dt.date) -> bool:
+    target = partition_dir(root, day)
+    if not target.exists():
+        return False
+    shutil.rmtree(target)
+    return True
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(partition: Path) -> dict[str, Any] | None:
+    path = partition / MANIFEST
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())

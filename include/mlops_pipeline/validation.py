@@ -1,0 +1,314 @@
+"""The Great Expectations suite of the daily batch, kept in code and versioned with the repo.
+
+Expectations come in two levels. *Batch* expectations (schema, types, row count) judge the file
+as a whole: if one fails, nothing in the batch can be trusted. *Row* expectations (nulls, ranges,
+value sets, uniqueness, timestamps inside the interval) point at individual rows, which are
+quarantined with the names of the expectations they failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_pipeline import contract
+from mlops_pipeline.config import Settings
+from mlops_pipeline.contract import Kind
+
+SUITE_NAME = "customer_activity_daily"
+# Bump when the expectations change: it is part of every validation id and manifest.
+SUITE_VERSION = 1
+BATCH = "batch"
+ROW = "row"
+
+# The dtype each kind is validated as, after ``conform_types`` widened what is safe to widen.
+VALIDATED_DTYPES: dict[Kind, str] = {
+    Kind.INT: "int64",
+    Kind.FLOAT: "float64",
+    Kind.CATEGORY: "category",
+    Kind.BOOL: "bool",
+    Kind.TIMESTAMP: "datetime64[ns, UTC]",
+}
+
+# result_format for row-level outcomes: every failing row index, but not the failing values
+# (they are in the quarantine file) nor GX's pandas query string (a copy of every index).
+RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "COMPLETE",
+    "exclude_unexpected_values": True,
+    "return_unexpected_index_query": False,
+    "partial_unexpected_count": 20,
+}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    name: str
+    level: str
+    success: bool
+    unexpected_count: int | None = None
+    observed: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "level": self.level,
+            "success": self.success,
+            "unexpected_count": self.unexpected_count,
+            "observed": self.observed,
+        }
+
+
+@dataclass
+class ValidationOutcome:
+    """What one validation run found, reduced to what ingestion needs to act on."""
+
+    validation_id: str
+    expectations: list[ExpectationOutcome]
+    # Row position -> names of the row expectations it failed.
+    row_failures: dict[int, list[str]] = field(default_factory=dict)
+    result_json: dict[str, Any] = field(default_factory=dict)
+    gx_result: Any = None
+    result_identifier: Any = None
+
+    @property
+    def failed_batch_expectations(self) -> list[ExpectationOutcome]:
+        return [e for e in self.expectations if e.level == BATCH and not e.success]
+
+    @property
+    def failed_row_expectations(self) -> list[ExpectationOutcome]:
+        return [e for e in self.expectations if e.level == ROW and not e.success]
+
+
+def expectation_name(expectation_type: str, kwargs: dict[str, Any]) -> str:
+    target = kwargs.get("column") or ",".join(kwargs.get("column_list") or [])
+    return f"{expectation_type}({target})" if target else expectation_type
+
+
+def build_suite(min_rows: int, max_rows: int) -> Any:
+    """The suite for one daily batch. The interval bounds are suite parameters
+    (``interval_start``, ``interval_end``) supplied at run time, so one suite serves every day."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    batch = {"level": BATCH}
+    row = {"level": ROW}
+    expectations: list[Any] = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=list(contract.COLUMN_NAMES), exact_match=True, meta=batch
+        ),
+        gxe.ExpectTableRowCountToBeBetween(min_value=min_rows, max_value=max_rows, meta=batch),
+    ]
+    for col in contract.COLUMNS:
+        expectations.append(
+            gxe.ExpectColumnTypeToBe(column=col.name, type_=VALIDATED_DTYPES[col.kind], meta=batch)
+        )
+        # int64 and bool columns cannot hold a null once their type is confirmed.
+        if col.kind not in (Kind.INT, Kind.BOOL):
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name, meta=row))
+        if col.values is not None:
+            expectations.append(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=col.name, value_set=list(col.values), meta=row
+                )
+            )
+        if col.minimum is not None or col.maximum is not None:
+            expectations.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=col.name, min_value=col.minimum, max_value=col.maximum, meta=row
+                )
+            )
+    expectations += [
+        gxe.ExpectColumnValuesToBeBetween(
+            column=contract.EVENT_TIMESTAMP,
+            min_value={"$PARAMETER": "interval_start"},
+            max_value={"$PARAMETER": "interval_end"},
+            strict_max=True,
+            meta=row,
+        ),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=[contract.ENTITY_KEY, contract.EVENT_TIMESTAMP], meta=row
+        ),
+    ]
+    return gx.ExpectationSuite(
+        name=SUITE_NAME, expectations=expectations, meta={"suite_version": SUITE_VERSION}
+    )
+
+
+def conform_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """Widen what is lossless to widen so type expectations judge meaning, not spelling:
+    whole-number charges read as int become float, any timestamp unit becomes ns, text in a
+    categorical column becomes ``category``. Anything else (a tz-naive timestamp, text in a
+    number column) is left for the suite to reject.
+
+    ``category`` is also what keeps validation fast: Great Expectations copies the whole frame
+    for every column-map expectation, and a category column copies its small codes instead of
+    a million Python string references.
+    """
+    for col in contract.COLUMNS:
+        if col.name not in frame.columns:
+            continue
+        series = frame[col.name]
+        if col.kind is Kind.FLOAT and pd.api.types.is_integer_dtype(series.dtype):
+            frame[col.name] = series.astype("float64")
+        elif col.kind is Kind.CATEGORY and series.dtype == object:
+            frame[col.name] = series.astype("category")
+        elif (
+            col.kind is Kind.TIMESTAMP
+            and isinstance(series.dtype, pd.DatetimeTZDtype)
+            and str(series.dtype.tz) == "UTC"
+        ):
+            frame[col.name] = series.astype("datetime64[ns, UTC]")
+    # One block per dtype: pandas would otherwise consolidate on every copy GX makes.
+    return frame.copy()
+
+
+class GxProject:
+    """The file-backed Great Expectations project under ``MLOPS_HOME/gx``: it keeps every
+    validation result and renders the Data Docs site under ``MLOPS_HOME/reports/data_docs``."""
+
+    DATASOURCE = "customer_activity_landing"
+    ASSET = "customer_activity_daily_frame"
+    BATCH_DEFINITION = "whole_day"
+    SITE = "mlops_site"
+
+    def __init__(self, settings: Settings) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.settings = settings
+        settings.gx_dir.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.context = gx.get_context(mode="file", project_root_dir=str(settings.gx_dir))
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        if self.SITE not in (self.context.get_site_names() or []):
+            self.context.add_data_docs_site(
+                self.SITE,
+                {
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(settings.data_docs_dir),
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+
+    def _validation_definition(self) -> Any:
+        import great_expectations as gx
+
+        datasource = self.context.data_sources.add_or_update_pandas(self.DATASOURCE)
+        asset = datasource.add_dataframe_asset(self.ASSET)
+        batch_definition = asset.add_batch_definition_whole_dataframe(self.BATCH_DEFINITION)
+        suite = self.context.suites.add_or_update(
+            build_suite(self.settings.min_batch_rows, self.settings.max_batch_rows)
+        )
+        return self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(
+                name=f"{SUITE_NAME}_v{SUITE_VERSION}", data=batch_definition, suite=suite
+            )
+        )
+
+    def validate(
+        self,
+        frame: pd.DataFrame,
+        validation_id: str,
+        interval_start: dt.datetime,
+        interval_end: dt.datetime,
+    ) -> ValidationOutcome:
+        import great_expectations as gx
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        definition = self._validation_definition()
+        checkpoint = self.context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{SUITE_NAME}_checkpoint",
+                validation_definitions=[definition],
+                actions=[],
+                result_format=RESULT_FORMAT,
+            )
+        )
+        # run_time is the interval start, not "now": a re-run of a day stores its result under
+        # the same key instead of piling up copies.
+        run_id = RunIdentifier(run_name=validation_id, run_time=interval_start)
+        result = checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters={
+                "interval_start": pd.Timestamp(interval_start),
+                "interval_end": pd.Timestamp(interval_end),
+            },
+            run_id=run_id,
+        )
+        (identifier, suite_result), = result.run_results.items()
+        return _outcome(validation_id, suite_result, identifier)
+
+    def render_data_docs(self, outcome: ValidationOutcome) -> Path:
+        """Render the result's page and refresh the index; returns the page's path."""
+        urls = self.context.build_data_docs(
+            site_names=[self.SITE], resource_identifiers=[outcome.result_identifier]
+        )
+        index = Path(urls[self.SITE].removeprefix("file://"))
+        page = self.context.get_docs_sites_urls(
+            resource_identifier=outcome.result_identifier, site_name=self.SITE
+        )
+        if page and page[0].get("site_url"):
+            return Path(page[0]["site_url"].removeprefix("file://"))
+        return index
+
+
+def _outcome(validation_id: str, suite_result: Any, identifier: Any) -> ValidationOutcome:
+    outcomes: list[ExpectationOutcome] = []
+    row_failures: dict[int, list[str]] = {}
+    for item in suite_result.results:
+        config = item.expectation_config
+        level = (config.meta or {}).get("level", BATCH)
+        name = expectation_name(config.type, config.kwargs)
+        result = item.result or {}
+        observed = result.get("observed_value")
+        mismatched = (result.get("details") or {}).get("mismatched")
+        if mismatched:
+            # Say which columns are missing or unexpected, not the whole observed list.
+            observed = ", ".join(f"{k}: {sorted(v)}" for k, v in sorted(mismatched.items()) if v)
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            observed = item.exception_info.get("exception_message")
+        outcomes.append(
+            ExpectationOutcome(
+                name=name,
+                level=level,
+                success=bool(item.success),
+                unexpected_count=result.get("unexpected_count"),
+                observed=None if observed is None else _short(observed),
+            )
+        )
+        if level == ROW and not item.success:
+            for position in result.get("unexpected_index_list") or []:
+                row_failures.setdefault(int(position), []).append(name)
+    return ValidationOutcome(
+        validation_id=validation_id,
+        expectations=outcomes,
+        row_failures=row_failures,
+        result_json=suite_result.to_json_dict(),
+        gx_result=suite_result,
+        result_identifier=identifier,
+    )
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def failure_mask(rows: int, row_failures: dict[int, list[str]]) -> np.ndarray:
+    mask = np.zeros(rows, dtype=bool)
+    if row_failures:
+        mask[np.fromiter(row_failures.keys(), dtype=np.int64)] = True
+    return mask
