@@ -279,7 +279,8 @@ def _outcome(validation_id: str, suite_result: Any, identifier: Any) -> Validati
             # Say which columns are missing or unexpected, not the whole observed list.
             observed = ", ".join(f"{k}: {sorted(v)}" for k, v in sorted(mismatched.items()) if v)
         if item.exception_info and item.exception_info.get("raised_exception"):
-            observed = item.exception_info.get("exception_message")
+            message = str(item.exception_info.get("exception_message"))
+            observed = "column missing" if "does not exist" in message else message
         outcomes.append(
             ExpectationOutcome(
                 name=name,
