@@ -43,6 +43,8 @@ def migrate_metadata_db() -> None:
 def dagbag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
+    # DagBag.get_dag consults the metadata database, so it must exist first.
+    migrate_metadata_db()
     bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
@@ -51,7 +53,6 @@ def dagbag() -> Any:
 
 def run_dag(dag_id: str, logical_date: dt.datetime | None = None, conf: dict | None = None) -> Any:
     """Run a whole DAG in this process and return its DagRun."""
-    migrate_metadata_db()
     dag = dagbag().get_dag(dag_id)
     kwargs: dict[str, Any] = {"run_conf": conf}
     if logical_date is not None:

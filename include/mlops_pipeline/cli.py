@@ -1,8 +1,8 @@
 """``mlops-pipeline``: the platform's command line.
 
-    mlops-pipeline generate --date 2025-06-02 [--scenario clean] [--rows N] [--seed S]
-    mlops-pipeline ingest --date 2025-06-02        (the ingestion logic without Airflow)
-    mlops-pipeline status
+mlops-pipeline generate --date 2025-06-02 [--scenario clean] [--rows N] [--seed S]
+mlops-pipeline ingest --date 2025-06-02        (the ingestion logic without Airflow)
+mlops-pipeline status
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _date(text: str) -> dt.date:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_pipeline.datagen import SchemaBreak, Scenario
+    from mlops_pipeline.datagen import Scenario, SchemaBreak
 
     parser = argparse.ArgumentParser(prog="mlops-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--rows", type=int, default=None, help="customers (MLOPS_ROWS_PER_DAY)")
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument(
-        "--schema-break", choices=[s.value for s in SchemaBreak], default=None,
+        "--schema-break",
+        choices=[s.value for s in SchemaBreak],
+        default=None,
         help="for --scenario schema_break: how the schema breaks (default renamed)",
     )
     generate.add_argument("--format", choices=["csv", "parquet"], default="csv")

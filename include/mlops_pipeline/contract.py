@@ -63,7 +63,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("payment_method", Kind.CATEGORY, "How the customer pays.", values=PAYMENT_METHODS),
     Column("monthly_charges", Kind.FLOAT, "Current monthly bill.", minimum=0, maximum=500),
     Column(
-        "avg_daily_usage_minutes", Kind.FLOAT, "Usage over the last 7 days.", minimum=0, maximum=1440
+        "avg_daily_usage_minutes",
+        Kind.FLOAT,
+        "Usage over the last 7 days.",
+        minimum=0,
+        maximum=1440,
     ),
     Column("support_tickets_30d", Kind.INT, "Tickets opened in 30 days.", minimum=0, maximum=100),
     Column("payment_failures_90d", Kind.INT, "Failed payments in 90 days.", minimum=0, maximum=30),
@@ -73,17 +77,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("num_devices", Kind.INT, "Devices registered.", minimum=1, maximum=50),
     Column("autopay", Kind.BOOL, "Automatic payment enabled."),
     Column("paperless_billing", Kind.BOOL, "Paperless billing enabled."),
-    Column(LABEL, Kind.INT, "1 when the customer churned within 30 days.", values=None,
-           minimum=0, maximum=1),
+    Column(
+        LABEL,
+        Kind.INT,
+        "1 when the customer churned within 30 days.",
+        values=None,
+        minimum=0,
+        maximum=1,
+    ),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 FEATURE_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in COLUMNS if c.name not in (ENTITY_KEY, EVENT_TIMESTAMP, LABEL)
 )
-CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
-    c.name for c in COLUMNS if c.kind is Kind.CATEGORY
-)
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.kind is Kind.CATEGORY)
 NUMERIC_FEATURES: tuple[str, ...] = tuple(
     c.name for c in COLUMNS if c.name in FEATURE_COLUMNS and c.kind in (Kind.INT, Kind.FLOAT)
 )

@@ -72,7 +72,8 @@ def main() -> int:
     rows = run_demo(get_settings())
     # The broken day is supposed to fail; anything else failing is a real problem.
     unexpected = [
-        r for r in rows
+        r
+        for r in rows
         if (r["dag_run"] == "success") != (r["scenario"] in ("clean", "out_of_range"))
     ]
     if unexpected:

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 FAILED_EXPECTATIONS = "_failed_expectations"
 VALIDATION_ID = "_validation_id"
 DATA_FILE = "part-0.parquet"
+CSV_BLOCK_BYTES = 8 << 20
+# Rows converted to Arrow at a time when writing: bounds the extra memory a write needs.
+WRITE_CHUNK_ROWS = 250_000
 
 ARROW_TYPES: dict[Kind, pa.DataType] = {
     Kind.INT: pa.int64(),
@@ -109,22 +113,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_landing_file(path: Path) -> pd.DataFrame:
-    """Read the landed file as it is; types are judged by the suite, not forced here."""
+def read_landing_file(path: Path) -> pa.Table:
+    """Read the landed file as it is; types are judged by the suite, not forced here.
+
+    CSV is read as a stream of blocks so the whole raw file never sits in memory beside the
+    parsed table (types are inferred from the first block; a column that changes type further
+    down makes the file unreadable, which is what it is).
+    """
     import pyarrow.csv as pacsv
 
     if path.suffix == ".parquet":
         table = pq.read_table(path)
     else:
-        table = pacsv.read_csv(
+        reader = pacsv.open_csv(
             path,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
             convert_options=pacsv.ConvertOptions(
                 # Category text arrives dictionary-encoded: cheaper to hold and to validate.
                 auto_dict_encode=True,
                 timestamp_parsers=[pacsv.ISO8601],
             ),
         )
-    return table.to_pandas()
+        table = reader.read_all()
+    return table
 
 
 def ingest_day(
@@ -147,10 +158,7 @@ def ingest_day(
     sha = file_sha256(landing)
     # Content-addressed: the same file checked by the same suite version under the same rules
     # always gets the same id, so a re-run reproduces the same lineage.
-    validation_id = (
-        f"{day.isoformat()}-{sha[:12]}-v{SUITE_VERSION}-"
-        f"{_rules_fingerprint(settings)}"
-    )
+    validation_id = f"{day.isoformat()}-{sha[:12]}-v{SUITE_VERSION}-{_rules_fingerprint(settings)}"
     report = IngestionReport(
         day=day.isoformat(),
         status="rejected",
@@ -164,17 +172,26 @@ def ingest_day(
 
     mark = time.perf_counter()
     try:
-        frame = read_landing_file(landing)
+        table = read_landing_file(landing)
     except Exception as exc:  # pyarrow raises several types for a broken file; all mean the same
         reason = _printable(f"{type(exc).__name__}: {exc}")
-        _reject(settings, day, report, f"landing file is unreadable: {reason}",
-                [ExpectationOutcome("file_is_readable", "batch", False, observed=reason)])
+        _reject(
+            settings,
+            day,
+            report,
+            f"landing file is unreadable: {reason}",
+            [ExpectationOutcome("file_is_readable", "batch", False, observed=reason)],
+        )
     timings["read"] = time.perf_counter() - mark
-    report.rows_landed = len(frame)
+    report.rows_landed = table.num_rows
 
     mark = time.perf_counter()
-    frame = conform_types(frame.reset_index(drop=True))
     project = GxProject(settings)
+    timings["gx_context"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    frame = conform_types(table)
+    del table
     interval_start, interval_end = day_interval(day)
     outcome = project.validate(frame, validation_id, interval_start, interval_end)
     timings["validate"] = time.perf_counter() - mark
@@ -189,12 +206,21 @@ def ingest_day(
     failed_batch = outcome.failed_batch_expectations
     if frame.empty:
         # Even with a zero-row lower bound configured, an empty day is never a valid day.
-        _reject(settings, day, report, "batch is empty: the landing file holds no rows",
-                failed_batch or [ExpectationOutcome("batch_is_not_empty", "batch", False, "0")])
+        _reject(
+            settings,
+            day,
+            report,
+            "batch is empty: the landing file holds no rows",
+            failed_batch or [ExpectationOutcome("batch_is_not_empty", "batch", False, "0")],
+        )
     if failed_batch:
-        _reject(settings, day, report,
-                "batch failed its batch-level expectations: " + _names(failed_batch),
-                failed_batch)
+        _reject(
+            settings,
+            day,
+            report,
+            "batch failed its batch-level expectations: " + _names(failed_batch),
+            failed_batch,
+        )
 
     mark = time.perf_counter()
     bad = failure_mask(len(frame), outcome.row_failures)
@@ -202,24 +228,28 @@ def ingest_day(
     report.rows_valid = len(frame) - report.rows_quarantined
     report.bad_row_fraction = report.rows_quarantined / len(frame)
     report.failed_expectations = [e.to_dict() for e in outcome.failed_row_expectations]
-    _write_quarantine(settings, day, frame, bad, outcome.row_failures, report)
     if report.bad_row_fraction > settings.max_bad_row_fraction:
         _reject(
-            settings, day, report,
+            settings,
+            day,
+            report,
             f"{report.rows_quarantined} of {len(frame)} rows "
             f"({report.bad_row_fraction:.2%}) failed row-level expectations, over the "
             f"{settings.max_bad_row_fraction:.2%} budget: "
             + _names(outcome.failed_row_expectations),
             outcome.failed_row_expectations,
-            keep_quarantine=True,
+            quarantine=lambda: _write_quarantine(
+                settings, day, frame, bad, outcome.row_failures, report
+            ),
         )
-    _write_validated(settings, day, frame.loc[~bad], report)
-    timings["split_write"] = time.perf_counter() - mark
     report.status = "validated"
     report.message = (
         f"{report.rows_valid} rows validated, {report.rows_quarantined} quarantined"
         + (f" ({_names(outcome.failed_row_expectations)})" if report.rows_quarantined else "")
     )
+    _write_quarantine(settings, day, frame, bad, outcome.row_failures, report)
+    _write_validated(settings, day, frame.loc[~bad] if report.rows_quarantined else frame, report)
+    timings["split_write"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     _write_report(settings, day, report)
     return report
@@ -240,7 +270,8 @@ def _names(outcomes: list[ExpectationOutcome]) -> str:
     parts = []
     for outcome in outcomes:
         detail = (
-            f"{outcome.unexpected_count} rows" if outcome.unexpected_count is not None
+            f"{outcome.unexpected_count} rows"
+            if outcome.unexpected_count is not None
             else (f"observed {outcome.observed}" if outcome.observed else "")
         )
         parts.append(f"{outcome.name} [{detail}]" if detail else outcome.name)
@@ -253,8 +284,11 @@ def _reject(
     report: IngestionReport,
     message: str,
     failed: list[ExpectationOutcome],
-    keep_quarantine: bool = False,
+    quarantine: Callable[[], None] | None = None,
 ) -> None:
+    """Record the rejection everywhere, then raise. ``quarantine`` writes the failing rows when
+    the batch was judged row by row; otherwise the quarantine partition holds only the verdict
+    (the whole batch is the problem, and the untouched landing file is its record)."""
     report.status = "rejected"
     report.message = f"{contract_label(day)} rejected: {message}"
     report.failed_expectations = [e.to_dict() for e in failed]
@@ -262,8 +296,9 @@ def _reject(
     # A rejected day must not leave an older validated copy for training to find.
     storage.remove_partition(settings.lake_dir, day)
     report.validated_partition = None
-    if not keep_quarantine:
-        # The whole batch is the problem; the untouched landing file is its record.
+    if quarantine is not None:
+        quarantine()
+    else:
         storage.replace_partition(
             settings.quarantine_dir, day, lambda folder: _manifest(folder, report)
         )
@@ -297,19 +332,24 @@ def _write_quarantine(
         pq.write_table(table, folder / DATA_FILE)
         _manifest(folder, report)
 
-    report.quarantine_partition = str(storage.replace_partition(settings.quarantine_dir, day, write))
+    report.quarantine_partition = str(
+        storage.replace_partition(settings.quarantine_dir, day, write)
+    )
 
 
 def _write_validated(
     settings: Settings, day: dt.date, clean: pd.DataFrame, report: IngestionReport
 ) -> None:
-    table = pa.Table.from_pandas(clean, preserve_index=False).select(LAKE_SCHEMA.names)
-    table = table.cast(LAKE_SCHEMA)
     report.validated_partition = str(storage.partition_dir(settings.lake_dir, day))
 
     def write(folder: Path) -> None:
-        pq.write_table(table, folder / DATA_FILE)
-        _manifest(folder, report, content_sha256=file_sha256(folder / DATA_FILE))
+        path = folder / DATA_FILE
+        with pq.ParquetWriter(path, LAKE_SCHEMA) as writer:
+            for start in range(0, len(clean), WRITE_CHUNK_ROWS):
+                chunk = clean.iloc[start : start + WRITE_CHUNK_ROWS]
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                writer.write_table(table.select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA))
+        _manifest(folder, report, content_sha256=file_sha256(path))
 
     storage.replace_partition(settings.lake_dir, day, write)
 
@@ -319,7 +359,7 @@ def _manifest(folder: Path, report: IngestionReport, content_sha256: str | None 
         folder / storage.MANIFEST,
         {
             "date": report.day,
-            "status": "validated" if content_sha256 else report.status,
+            "status": report.status,
             "validation_id": report.validation_id,
             "suite": SUITE_NAME,
             "suite_version": SUITE_VERSION,

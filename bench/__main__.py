@@ -1,0 +1,27 @@
+"""``make bench`` (``python -m bench [name ...]``): run benchmarks, print Markdown tables."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import ingest, parse
+from bench.common import machine
+
+BENCHES = {"parse": parse, "ingest": ingest}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHES)
+    unknown = set(names) - set(BENCHES)
+    if unknown:
+        print(f"unknown benchmarks {sorted(unknown)}; choose from {sorted(BENCHES)}")
+        return 2
+    print(f"Machine: {machine()}\n")
+    for name in names:
+        module = BENCHES[name]
+        print(module.report(module.run()), end="\n\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,88 @@
+"""Ingestion without Airflow: split, thresholds, idempotence, never touching the raw file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pandas as pd
+import pytest
+
+from mlops_pipeline import contract, storage
+from mlops_pipeline.config import Settings
+from mlops_pipeline.datagen import generate_day
+from mlops_pipeline.ingestion import (
+    FAILED_EXPECTATIONS,
+    BatchRejected,
+    LandingFileMissing,
+    ingest_day,
+)
+
+DAY = dt.date(2025, 6, 2)
+ROWS = 400
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_missing_landing_file_is_reported(settings):
+    with pytest.raises(LandingFileMissing, match="2025-06-02"):
+        ingest_day(settings, DAY)
+
+
+def test_bad_rows_under_budget_are_quarantined_with_reasons(settings):
+    landed = generate_day(settings.landing_dir, DAY, ROWS, scenario="out_of_range")
+    raw_before = _sha(landed.path)
+    report = ingest_day(settings, DAY)
+    assert (report.status, report.rows_valid, report.rows_quarantined) == ("validated", 398, 2)
+    quarantined = pd.read_parquet(storage.partition_dir(settings.quarantine_dir, DAY))
+    assert sorted(quarantined[FAILED_EXPECTATIONS]) == [
+        "expect_column_values_to_be_between(monthly_charges)",
+        "expect_column_values_to_be_in_set(plan)",
+    ]
+    lake = pd.read_parquet(storage.partition_dir(settings.lake_dir, DAY))
+    assert len(lake) == 398 and (lake["monthly_charges"] >= 0).all()
+    assert set(lake["plan"]) <= set(contract.PLANS)
+    assert _sha(landed.path) == raw_before
+
+
+def test_threshold_is_configurable(mlops_home):
+    lenient = Settings(home=mlops_home, min_batch_rows=50, max_bad_row_fraction=0.10)
+    generate_day(lenient.landing_dir, DAY, ROWS, scenario="null_burst")
+    report = ingest_day(lenient, DAY)
+    assert report.status == "validated" and report.rows_quarantined == 20
+
+    strict = Settings(home=mlops_home, min_batch_rows=50, max_bad_row_fraction=0.01)
+    with pytest.raises(BatchRejected, match=r"20 of 400 rows \(5\.00%\).*not_be_null"):
+        ingest_day(strict, DAY)
+    # The rejected day leaves no validated copy behind, and keeps its quarantined rows.
+    assert not storage.partition_dir(strict.lake_dir, DAY).exists()
+    assert len(pd.read_parquet(storage.partition_dir(strict.quarantine_dir, DAY))) == 20
+
+
+def test_rerun_gives_the_same_partition_and_validation_id(settings):
+    generate_day(settings.landing_dir, DAY, ROWS, scenario="duplicates")
+    first = ingest_day(settings, DAY)
+    data = storage.partition_dir(settings.lake_dir, DAY) / "part-0.parquet"
+    before = data.read_bytes()
+    second = ingest_day(settings, DAY)
+    assert data.read_bytes() == before
+    assert first.validation_id == second.validation_id
+    manifest = storage.read_manifest(storage.partition_dir(settings.lake_dir, DAY))
+    assert manifest["content_sha256"] == hashlib.sha256(before).hexdigest()
+    assert manifest["validation_id"] == first.validation_id
+    # Only the final partition is left: no staging or retired folders.
+    assert [p.name for p in settings.lake_dir.iterdir()] == [f"date={DAY.isoformat()}"]
+
+
+def test_reports_are_kept_for_failures_too(settings):
+    generate_day(settings.landing_dir, DAY, ROWS, scenario="schema_break")
+    with pytest.raises(BatchRejected) as rejected:
+        ingest_day(settings, DAY)
+    report = rejected.value.report
+    assert "monthly_charges" in str(rejected.value)
+    assert report.validation_result and (settings.validations_dir).exists()
+    assert (settings.data_docs_dir / "index.html").exists()
+    manifest = storage.read_manifest(storage.partition_dir(settings.quarantine_dir, DAY))
+    assert manifest["status"] == "rejected"
