@@ -14,10 +14,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DATASET = "customer_activity"
 ENV_PREFIX = "MLOPS_"
+# The repository's Feast repo, for a checkout or an editable install; images set
+# MLOPS_FEATURE_REPO explicitly.
+_REPO_FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 
 
 class Settings(BaseModel):
@@ -53,8 +58,38 @@ class Settings(BaseModel):
         default=True, description="Render Great Expectations Data Docs after every validation."
     )
     rows_per_day: int = Field(default=20_000, ge=1, description="Customers per generated demo day.")
+    profile: Literal["embedded", "production"] = Field(
+        default="embedded",
+        description="`embedded`: SQLite and files under MLOPS_HOME. `production`: Postgres "
+        "(Feast registry) and Redis (online store) from the URLs below.",
+    )
+    feature_repo: Path = Field(
+        default=_REPO_FEATURE_REPO, description="The Feast repository (definitions and YAML)."
+    )
+    feast_project: str = Field(
+        default="churn",
+        pattern=r"^[a-zA-Z0-9_]+$",
+        description="Feast project; also the key prefix of the online store.",
+    )
+    feast_registry_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="production: SQLAlchemy URL of the Feast registry database, e.g. "
+        "`postgresql+psycopg://feast:***@db:5432/feast`.",
+    )
+    redis_connection: SecretStr = Field(
+        default=SecretStr("localhost:6379"),
+        description="production: Feast Redis connection string, `host:port[,db=0][,password=...]`.",
+    )
+    materialize_overlap_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="Materialization starts this long before the interval, for late rows.",
+    )
+    online_check_sample: int = Field(
+        default=200, ge=1, description="Customers checked in the online store after materializing."
+    )
 
-    @field_validator("home")
+    @field_validator("home", "feature_repo")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         # Tasks run from other working directories; a relative home would scatter state.
@@ -88,6 +123,10 @@ class Settings(BaseModel):
     def data_docs_dir(self) -> Path:
         return self.reports_dir / "data_docs"
 
+    @property
+    def feast_dir(self) -> Path:
+        return self.home / "feast"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         values = {
@@ -106,6 +145,14 @@ def get_settings() -> Settings:
 def documented_variables() -> list[tuple[str, str, str]]:
     """(variable, default, description) for every setting: the README's table."""
     return [
-        (ENV_PREFIX + name.upper(), str(field.default), field.description or "")
+        (ENV_PREFIX + name.upper(), _default_text(field.default), field.description or "")
         for name, field in Settings.model_fields.items()
     ]
+
+
+def _default_text(default: object) -> str:
+    if isinstance(default, SecretStr):
+        return default.get_secret_value()
+    if default == _REPO_FEATURE_REPO:
+        return "<repo>/feature_repo"
+    return str(default)
