@@ -20,7 +20,7 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.
 export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT ?= 120
 export FEAST_REPO_PATH ?= $(CURDIR)/feature_repo
-export PYTHONDONTWRITEBYTECODE := 1
+
 
 .PHONY: help venv demo test lint bench clean
 
@@ -36,7 +36,7 @@ venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	@test -x $(VPY) || uv venv --quiet --python $(PYTHON) $(VENV)
-	uv pip install --quiet --python $(VPY) -r requirements.txt
+	uv pip install --quiet --compile-bytecode --python $(VPY) -r requirements.txt
 	uv pip install --quiet --python $(VPY) --no-deps -e .
 	@touch $(STAMP)
 

@@ -12,3 +12,7 @@ from airflow.sdk import Asset
 # Emitted by ingest_customer_activity when a day's clean rows are in the lake; `extra` carries
 # the date, row and quarantine counts and the validation id.
 validated_customer_activity = Asset(name="validated_customer_activity", group="data")
+
+# Emitted by materialize_customer_features once the online store serves the interval's values;
+# `extra` carries the days and the materialized interval.
+customer_features_online = Asset(name="customer_features_online", group="features")
