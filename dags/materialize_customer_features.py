@@ -53,7 +53,7 @@ from mlops_pipeline.assets import customer_features_online, validated_customer_a
     },
 )
 def materialize_customer_features():
-    @task
+    @task(multiple_outputs=False)
     def register_definitions() -> dict:
         from mlops_pipeline.config import get_settings
         from mlops_pipeline.feature_store import register_definitions
@@ -74,7 +74,7 @@ def materialize_customer_features():
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    @task
+    @task(multiple_outputs=False)
     def materialize(days: list[str]) -> dict:
         from mlops_pipeline.config import get_settings
         from mlops_pipeline.materialization import days_interval, materialize_interval
@@ -82,7 +82,7 @@ def materialize_customer_features():
         start, end = days_interval([dt.date.fromisoformat(d) for d in days])
         return materialize_interval(get_settings(), start, end).to_dict()
 
-    @task(outlets=[customer_features_online])
+    @task(outlets=[customer_features_online], multiple_outputs=False)
     def check_online(days: list[str], materialized: dict, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 

@@ -27,7 +27,11 @@ _FEAST_TYPES = {
 
 def _fields(names: tuple[str, ...]) -> list[Field]:
     return [
-        Field(name=name, dtype=_FEAST_TYPES[contract.column(name).kind], description=contract.column(name).description)
+        Field(
+            name=name,
+            dtype=_FEAST_TYPES[contract.column(name).kind],
+            description=contract.column(name).description,
+        )
         for name in names
     ]
 
@@ -84,14 +88,15 @@ customer_activity_fv = FeatureView(
     mode="python",
 )
 def customer_ratios(inputs: dict[str, Any]) -> dict[str, Any]:
+    charges, devices = inputs["monthly_charges"], inputs["num_devices"]
+    tickets, tenure = inputs["support_tickets_30d"], inputs["tenure_months"]
     return {
         "charges_per_device": [
-            charges / devices if charges is not None and devices else None
-            for charges, devices in zip(inputs["monthly_charges"], inputs["num_devices"])
+            c / d if c is not None and d else None for c, d in zip(charges, devices, strict=True)
         ],
         "tickets_per_tenure_year": [
-            tickets * 12.0 / (tenure + 1) if tickets is not None and tenure is not None else None
-            for tickets, tenure in zip(inputs["support_tickets_30d"], inputs["tenure_months"])
+            t * 12.0 / (m + 1) if t is not None and m is not None else None
+            for t, m in zip(tickets, tenure, strict=True)
         ],
     }
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -126,6 +125,10 @@ class Settings(BaseModel):
     @property
     def feast_dir(self) -> Path:
         return self.home / "feast"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes`` applied and validated (``model_copy`` skips validation)."""
+        return type(self).model_validate({**dict(self), **changes})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:

@@ -160,7 +160,8 @@ def check_online(settings: Settings, day: dt.date) -> OnlineCheck:
         stamps = {served[f"{name}__ts"][position] for name in contract.FEATURE_COLUMNS}
         if stamps == {day_seconds[position]}:
             mismatched = [
-                name for name in contract.FEATURE_COLUMNS
+                name
+                for name in contract.FEATURE_COLUMNS
                 if not _same(served[name][position], row[name])
             ]
             if mismatched:
@@ -170,15 +171,18 @@ def check_online(settings: Settings, day: dt.date) -> OnlineCheck:
         elif min(stamps) > day_seconds[position]:
             newer += 1
         else:
-            problems.append(f"customer {customer}: served timestamps {sorted(stamps)} are older "
-                            f"than the day's snapshot {day_seconds[position]}")
+            problems.append(
+                f"customer {customer}: served timestamps {sorted(stamps)} are older "
+                f"than the day's snapshot {day_seconds[position]}"
+            )
     if problems:
         raise OnlineCheckFailed(
             f"online store check for {day} failed for {len(problems)} of {size} customers: "
             + "; ".join(problems[:5])
         )
-    return OnlineCheck(day=day.isoformat(), checked=size, served_day_values=same,
-                       served_newer_values=newer)
+    return OnlineCheck(
+        day=day.isoformat(), checked=size, served_day_values=same, served_newer_values=newer
+    )
 
 
 def _same(served: Any, expected: Any) -> bool:

@@ -12,6 +12,7 @@ from mlops_pipeline import storage
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.ingestion import FAILED_EXPECTATIONS
 from tests.conftest import TEST_ROWS
+from tests.e2e.helpers import asset_event_extras
 
 DAG_ID = "ingest_customer_activity"
 DAY = dt.date(2025, 6, 2)
@@ -43,17 +44,9 @@ def _sha(path):
 
 
 def _asset_events(extra_date: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.name == "validated_customer_activity")
-            .all()
-        )
-        return [e.extra for e in events if (e.extra or {}).get("date") == extra_date]
+    return [
+        e for e in asset_event_extras("validated_customer_activity") if e.get("date") == extra_date
+    ]
 
 
 @pytest.mark.parametrize("scenario", list(EXPECTED))

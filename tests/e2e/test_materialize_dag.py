@@ -1,0 +1,64 @@
+"""Ingestion's asset events drive materialization; rejected days never reach the online store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mlops_pipeline.datagen import generate_day
+from mlops_pipeline.features import OnlineFeatureReader
+from mlops_pipeline.materialization import days_from_asset_extras
+from tests.conftest import TEST_ROWS
+from tests.e2e.helpers import asset_event_extras
+
+D0 = dt.date(2025, 7, 1)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    from mlops_pipeline import airflow_runner
+
+    airflow_runner.migrate_metadata_db()
+    return airflow_runner
+
+
+def test_validated_days_are_materialized_and_rejected_days_are_not(runner, settings):
+    scenarios = {D0: "clean", D0 + dt.timedelta(days=1): "clean", D0 + dt.timedelta(days=2): "empty"}
+    for day, scenario in scenarios.items():
+        generate_day(settings.landing_dir, day, TEST_ROWS, scenario=scenario)
+        runner.run_daily("ingest_customer_activity", day)
+    extras = [
+        e for e in asset_event_extras("validated_customer_activity")
+        if e["date"] in {d.isoformat() for d in scenarios}
+    ]
+    # What the asset-triggered run would receive: only the two validated days.
+    days = days_from_asset_extras(extras)
+    assert days == [D0, D0 + dt.timedelta(days=1)]
+
+    online_before = len(asset_event_extras("customer_features_online"))
+    run = runner.run_dag(
+        "materialize_customer_features", conf={"dates": [d.isoformat() for d in days]}
+    )
+    assert str(run.state) == "success", runner.task_states(run)
+    emitted = asset_event_extras("customer_features_online")
+    assert len(emitted) == online_before + 1
+    assert emitted[-1]["dates"] == [d.isoformat() for d in days]
+    served = OnlineFeatureReader(settings).read([1, 2, TEST_ROWS + 1])
+    assert served["monthly_charges"][0] is not None
+    assert served["monthly_charges"][2] is None, "an unknown customer is served nothing"
+
+    # A day that failed validation has nothing to materialize: the run fails, no event.
+    rejected = runner.run_dag(
+        "materialize_customer_features", conf={"dates": [(D0 + dt.timedelta(days=2)).isoformat()]}
+    )
+    assert str(rejected.state) == "failed"
+    assert runner.task_states(rejected)["check_online"] == "failed"
+    assert len(asset_event_extras("customer_features_online")) == online_before + 1
+
+
+def test_run_without_dates_fails_fast(runner, settings):
+    run = runner.run_dag("materialize_customer_features", conf={"dates": []})
+    states = runner.task_states(run)
+    assert str(run.state) == "failed" and states["days_to_materialize"] == "failed"
+    assert states["materialize"] == "upstream_failed"

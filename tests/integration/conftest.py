@@ -1,0 +1,76 @@
+"""Real services for the production profile: the machine's Postgres and Redis.
+
+Each test session creates its own Postgres database and Feast project (the Redis key prefix)
+and removes both afterwards. Unreachable services skip these tests with the reason, unless
+REQUIRE_SERVICES=1 (set by .ci/run), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_HOST = os.environ.get("MLOPS_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("MLOPS_TEST_REDIS_PORT", "6379"))
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    message = f"{what} unreachable: {type(error).__name__}: {error}"
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message} (REQUIRE_SERVICES=1: integration tests must run)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh database; yields its SQLAlchemy URL (psycopg 3 driver)."""
+    import psycopg
+
+    name = f"mlops_it_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except Exception as error:  # noqa: BLE001 - any connection failure means unavailable
+        _unavailable("PostgreSQL", error)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except Exception as error:  # noqa: BLE001
+        _unavailable("Redis", error)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def production_settings(settings, postgres_database, redis_client):
+    """Production profile: Feast registry on Postgres, online store on Redis, with a project
+    (and so a Redis key prefix) of its own, torn down afterwards."""
+    project = f"it_{uuid.uuid4().hex[:10]}"
+    production = settings.replace(
+        profile="production",
+        feast_project=project,
+        feast_registry_url=postgres_database,
+        redis_connection=f"{REDIS_HOST}:{REDIS_PORT}",
+    )
+    yield production
+    from mlops_pipeline.feature_store import open_store
+
+    open_store(production).teardown()
+    for key in redis_client.scan_iter(match=f"*{project}*"):
+        redis_client.delete(key)
