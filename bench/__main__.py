@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingest, parse
+from bench import features, ingest, parse
 from bench.common import machine
 
-BENCHES = {"parse": parse, "ingest": ingest}
+BENCHES = {"parse": parse, "ingest": ingest, "features": features}
 
 
 def main(argv: list[str]) -> int:

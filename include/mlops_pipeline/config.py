@@ -130,6 +130,16 @@ class Settings(BaseModel):
         """A copy with ``changes`` applied and validated (``model_copy`` skips validation)."""
         return type(self).model_validate({**dict(self), **changes})
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings (secrets included)."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[ENV_PREFIX + name.upper()] = str(value)
+        return env
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         values = {
@@ -155,7 +165,7 @@ def documented_variables() -> list[tuple[str, str, str]]:
 
 def _default_text(default: object) -> str:
     if isinstance(default, SecretStr):
-        return default.get_secret_value()
+        return default.get_secret_value() or "(unset)"
     if default == _REPO_FEATURE_REPO:
         return "<repo>/feature_repo"
     return str(default)

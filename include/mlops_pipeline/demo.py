@@ -1,4 +1,5 @@
-"""``make demo``: a week of generated days ingested through Airflow on embedded defaults."""
+"""``make demo``: a week of generated days ingested and materialized through Airflow on
+embedded defaults."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ DEMO_SCENARIOS = {2: "out_of_range", 4: "schema_break"}
 def run_demo(settings: Settings) -> list[dict]:
     from mlops_pipeline import airflow_runner, storage
     from mlops_pipeline.datagen import generate_day
+    from mlops_pipeline.materialization import materialized_ranges
 
     airflow_runner.configure_embedded_airflow(settings)
     rows = []
@@ -29,6 +31,13 @@ def run_demo(settings: Settings) -> list[dict]:
         generate_day(settings.landing_dir, day, rows=settings.rows_per_day, scenario=scenario)
         started = time.perf_counter()
         dag_run = airflow_runner.run_daily("ingest_customer_activity", day)
+        features = "-"
+        if str(dag_run.state) == "success":
+            # What the asset event would trigger: materialize the day that was just validated.
+            materialized = airflow_runner.run_dag(
+                "materialize_customer_features", conf={"dates": [day.isoformat()]}
+            )
+            features = "online" if str(materialized.state) == "success" else "FAILED"
         report_path = settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json"
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
         rows.append(
@@ -38,6 +47,7 @@ def run_demo(settings: Settings) -> list[dict]:
                 "dag_run": str(dag_run.state),
                 "rows": report.get("rows_valid", 0),
                 "quarantined": report.get("rows_quarantined", 0),
+                "features": features,
                 "seconds": round(time.perf_counter() - started, 1),
                 "why": report.get("message", ""),
             }
@@ -48,12 +58,15 @@ def run_demo(settings: Settings) -> list[dict]:
     print(f"Data Docs:            {settings.data_docs_dir / 'index.html'}")
     print(f"Validation results:   {settings.validations_dir}")
     print(f"Quarantine:           {settings.quarantine_dir}")
+    print(f"Feature store:        {settings.feast_dir} (registry, SQLite online store)")
+    for view, span in materialized_ranges(settings).items():
+        print(f"  {view:<20} materialized {span['from']} .. {span['to']}")
     print("State summary:        .venv/bin/mlops-pipeline status")
     return rows
 
 
 def _table(rows: list[dict]) -> str:
-    headers = ["date", "scenario", "dag_run", "rows", "quarantined", "seconds", "why"]
+    headers = ["date", "scenario", "dag_run", "rows", "quarantined", "features", "seconds", "why"]
     widths = {h: max(len(h), *(len(_cell(r[h], h)) for r in rows)) for h in headers}
     line = "  ".join(h.ljust(widths[h]) for h in headers)
     out = [line, "  ".join("-" * widths[h] for h in headers)]
@@ -75,6 +88,7 @@ def main() -> int:
         r
         for r in rows
         if (r["dag_run"] == "success") != (r["scenario"] in ("clean", "out_of_range"))
+        or r["features"] == "FAILED"
     ]
     if unexpected:
         print(f"\nUnexpected outcomes: {unexpected}", file=sys.stderr)

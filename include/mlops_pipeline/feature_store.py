@@ -7,12 +7,13 @@ cannot disagree about where state lives.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import string
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.config import Settings
@@ -52,9 +53,28 @@ def open_store(settings: Settings) -> Any:
     return FeatureStore(repo_path=str(settings.feature_repo), config=repo_config(settings))
 
 
-def load_definitions(repo_path: Path) -> Any:
-    """The repo's Feast objects, imported afresh (Feast's own ``parse_repo`` caches modules, so
-    a second call in one process would return definitions built for other settings)."""
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Generator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def load_definitions(settings: Settings) -> Any:
+    """The repo's Feast objects, imported afresh under ``settings``.
+
+    The definitions read the platform settings from the environment, as they must when the
+    ``feast`` CLI imports them; the settings are exported while they load so a programmatic
+    caller gets definitions for its own settings. Feast's ``parse_repo`` caches modules, so it
+    would return definitions built for other settings on a second call in one process.
+    """
     from feast.data_source import DataSource
     from feast.entity import Entity
     from feast.feature_service import FeatureService
@@ -80,10 +100,11 @@ def load_definitions(repo_path: Path) -> Any:
         (Entity, contents.entities),
         (DataSource, contents.data_sources),
     ]
-    for path in sorted(repo_path.glob("*.py")):
+    for path in sorted(settings.feature_repo.glob("*.py")):
         spec = importlib.util.spec_from_file_location(f"feature_repo.{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        with _environment(settings.to_env()):
+            spec.loader.exec_module(module)
         for value in vars(module).values():
             for kind, bucket in buckets:
                 if isinstance(value, kind) and not any(value is seen for seen in bucket):
@@ -169,7 +190,7 @@ def register_definitions(settings: Settings) -> Registration:
     from feast.project import Project
 
     store = open_store(settings)
-    contents = load_definitions(settings.feature_repo)
+    contents = load_definitions(settings)
     fingerprint = definitions_fingerprint(contents)
     previous = _registered_fingerprint(store, settings.feast_project)
     if previous == fingerprint:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -285,7 +285,7 @@ def _reject(
     message: str,
     failed: list[ExpectationOutcome],
     quarantine: Callable[[], None] | None = None,
-) -> None:
+) -> NoReturn:
     """Record the rejection everywhere, then raise. ``quarantine`` writes the failing rows when
     the batch was judged row by row; otherwise the quarantine partition holds only the verdict
     (the whole batch is the problem, and the untouched landing file is its record)."""

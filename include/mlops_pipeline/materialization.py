@@ -70,6 +70,9 @@ def materialize_interval(
     now = now or dt.datetime.now(dt.UTC)
     clipped = end > now
     end = min(end, now)
+    # The overlap only re-reads rows the previous interval already wrote (same timestamps), so
+    # it does not make a forward run a backfill; where the interval itself starts decides.
+    interval_start = start
     start = start - dt.timedelta(minutes=settings.materialize_overlap_minutes)
     if start >= end:
         raise ValueError(f"empty interval after clipping to now: [{start}, {end})")
@@ -79,8 +82,8 @@ def materialize_interval(
     for name in FEATURE_VIEWS:
         view = store.get_feature_view(name)
         materialized_until = max((e for _, e in view.materialization_intervals), default=None)
-        older = materialized_until is not None and start < materialized_until
-        if older and store_type not in TIMESTAMP_GUARDED_STORES:
+        backfill = materialized_until is not None and interval_start < materialized_until
+        if backfill and store_type not in TIMESTAMP_GUARDED_STORES:
             result.feature_views[name] = "guarded"
             result.rows_skipped_as_older[name] = _guarded_write(store, view, start, end)
         else:

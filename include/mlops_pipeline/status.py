@@ -26,11 +26,15 @@ def _partitions(root, limit: int) -> list[dict[str, Any]]:
 
 
 def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
+    from mlops_pipeline.materialization import materialized_ranges
+
     return {
         "mlops_home": str(settings.home),
+        "profile": settings.profile,
         "ingestion": {
             "validated_partitions": _partitions(settings.lake_dir, limit),
             "quarantined_partitions": _partitions(settings.quarantine_dir, limit),
             "data_docs": str(settings.data_docs_dir / "index.html"),
         },
+        "features": {"materialized": materialized_ranges(settings)},
     }

@@ -24,12 +24,17 @@ def runner():
 
 
 def test_validated_days_are_materialized_and_rejected_days_are_not(runner, settings):
-    scenarios = {D0: "clean", D0 + dt.timedelta(days=1): "clean", D0 + dt.timedelta(days=2): "empty"}
+    scenarios = {
+        D0: "clean",
+        D0 + dt.timedelta(days=1): "clean",
+        D0 + dt.timedelta(days=2): "empty",
+    }
     for day, scenario in scenarios.items():
         generate_day(settings.landing_dir, day, TEST_ROWS, scenario=scenario)
         runner.run_daily("ingest_customer_activity", day)
     extras = [
-        e for e in asset_event_extras("validated_customer_activity")
+        e
+        for e in asset_event_extras("validated_customer_activity")
         if e["date"] in {d.isoformat() for d in scenarios}
     ]
     # What the asset-triggered run would receive: only the two validated days.

@@ -141,6 +141,13 @@ def test_materializing_the_same_interval_twice_changes_nothing(lake):
     assert check_online(lake, DAYS[1]).served_day_values == lake.online_check_sample
 
 
+def test_consecutive_days_use_feasts_own_materialization(lake):
+    for day in DAYS:
+        result = materialize_interval(lake, *days_interval([day]))
+        assert set(result.feature_views.values()) == {"materialize"}, day
+        assert check_online(lake, day).served_day_values == lake.online_check_sample
+
+
 def test_an_older_interval_never_overwrites_newer_values(lake):
     newest = _lake_day(lake, DAYS[2])
     materialize_interval(lake, *days_interval([DAYS[2]]))
@@ -172,3 +179,11 @@ def test_duckdb_training_set_matches_the_stock_file_offline_store(lake, tmp_path
     theirs = build_training_set(stock, DAYS[0], DAYS[-1]).frame
     theirs = theirs[ours.columns]
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+
+
+def test_definitions_follow_the_settings_object_not_the_environment(lake, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "somewhere-else"))
+    # Same settings object, other environment: same definitions, so nothing to apply.
+    assert register_definitions(lake).applied is False
+    source = open_store(lake).get_data_source("customer_activity_source")
+    assert source.path.startswith(str(lake.lake_dir))
