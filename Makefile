@@ -51,7 +51,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
-	$(VPY) -m bench
+	$(VPY) -m bench $(BENCH)
 
 clean:
 	rm -rf $(MLOPS_HOME)

@@ -16,3 +16,11 @@ validated_customer_activity = Asset(name="validated_customer_activity", group="d
 # Emitted by materialize_customer_features once the online store serves the interval's values;
 # `extra` carries the days and the materialized interval.
 customer_features_online = Asset(name="customer_features_online", group="features")
+
+# Emitted by monitor_drift when drift is real enough to retrain; `extra` carries the reason
+# and the figures behind it.
+retrain_requested = Asset(name="retrain_requested", group="models")
+
+# Emitted by train_churn_model when a new version is registered with the `challenger` alias;
+# `extra` carries the model name, version and run id.
+churn_model_challenger = Asset(name="churn_model_challenger", group="models")

@@ -84,6 +84,26 @@ class Settings(BaseModel):
         ge=0,
         description="Materialization starts this long before the interval, for late rows.",
     )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        description="MLflow tracking and registry URI. Empty: the embedded SQLite store "
+        "`sqlite:///$MLOPS_HOME/mlflow/mlflow.db`; production: the tracking server's URL.",
+    )
+    registered_model_name: str = Field(
+        default="churn-classifier", description="Registered model in the MLflow registry."
+    )
+    training_cadence_days: int = Field(
+        default=7,
+        ge=0,
+        description="Feature updates retrain only when the data window moved this many days "
+        "since the last trained model (drift and manual runs always train).",
+    )
+    training_window_days: int = Field(
+        default=28, ge=3, description="Days of data in a training window (train+validation+test)."
+    )
+    min_training_rows: int = Field(
+        default=1_000, ge=10, description="Fewest training rows accepted before failing fast."
+    )
     online_check_sample: int = Field(
         default=200, ge=1, description="Customers checked in the online store after materializing."
     )
@@ -125,6 +145,14 @@ class Settings(BaseModel):
     @property
     def feast_dir(self) -> Path:
         return self.home / "feast"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied and validated (``model_copy`` skips validation)."""

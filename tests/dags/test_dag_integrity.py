@@ -14,7 +14,7 @@ from tests.conftest import REPO
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 HEAVY = ["pandas", "pyarrow", "sklearn", "mlflow", "feast", "great_expectations", "evidently"]
-EXPECTED_DAGS = {"ingest_customer_activity", "materialize_customer_features"}
+EXPECTED_DAGS = {"ingest_customer_activity", "materialize_customer_features", "train_churn_model"}
 
 
 @pytest.fixture(scope="module")

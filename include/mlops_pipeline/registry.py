@@ -1,0 +1,110 @@
+"""The MLflow side: tracking runs, the registered model and its aliases.
+
+Aliases, never the deprecated stages: ``challenger`` (the newest trained version),
+``champion`` (serving), ``previous_champion`` (rollback target).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlops_pipeline.config import Settings
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+PREVIOUS_CHAMPION = "previous_champion"
+ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+TRAINING_EXPERIMENT = "churn-training"
+
+# Tag keys every version carries: where it came from.
+TAG_PREFIX = "mlops."
+
+
+class TrackingUnavailable(ConnectionError):
+    """The tracking server did not answer: transient, worth retrying with backoff."""
+
+
+def client(settings: Settings) -> Any:
+    """An MlflowClient on the configured tracking and registry URI, checked to answer."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    if settings.tracking_uri.startswith("sqlite:"):
+        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    tracking = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    try:
+        tracking.search_experiments(max_results=1)
+    except Exception as exc:  # MLflow wraps connection errors in several exception types
+        raise TrackingUnavailable(
+            f"MLflow tracking at {settings.tracking_uri} is unreachable: {exc}"
+        ) from exc
+    return tracking
+
+
+def experiment_id(tracking: Any, settings: Settings, name: str) -> str:
+    experiment = tracking.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if settings.tracking_uri.startswith("sqlite:"):
+        # Embedded profile: artifacts beside the database, under MLOPS_HOME.
+        location = (settings.mlflow_dir / "artifacts").as_uri()
+    return tracking.create_experiment(name, artifact_location=location)
+
+
+def wait_until_ready(tracking: Any, name: str, version: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = tracking.get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
+            raise RuntimeError(f"model {name} version {version} did not become ready: {status}")
+        time.sleep(0.5)
+
+
+def version_for_alias(tracking: Any, name: str, alias: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return tracking.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def registered_versions(settings: Settings, limit: int = 10) -> list[dict[str, Any]]:
+    """Newest versions with their aliases and key metrics (for ``status``)."""
+    from mlflow.exceptions import MlflowException
+
+    tracking = client(settings)
+    name = settings.registered_model_name
+    try:
+        model = tracking.get_registered_model(name)
+    except MlflowException:
+        return []
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    versions = tracking.search_model_versions(
+        f"name='{name}'", order_by=["version_number DESC"], max_results=limit
+    )
+    rows = []
+    for version in versions:
+        metrics = tracking.get_run(version.run_id).data.metrics if version.run_id else {}
+        rows.append(
+            {
+                "version": version.version,
+                "aliases": sorted(aliases.get(str(version.version), [])),
+                "created": version.creation_timestamp,
+                "data_window": version.tags.get(f"{TAG_PREFIX}data_window"),
+                "trigger_reason": version.tags.get(f"{TAG_PREFIX}trigger_reason"),
+                "test_roc_auc": metrics.get("test_roc_auc"),
+                "test_pr_auc": metrics.get("test_pr_auc"),
+                "test_brier": metrics.get("test_brier"),
+                "threshold": metrics.get("threshold"),
+            }
+        )
+    return rows

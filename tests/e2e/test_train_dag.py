@@ -1,0 +1,142 @@
+"""Training through Airflow against the embedded MLflow registry; failure modes for real."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+import pytest
+
+from mlops_pipeline import registry
+from mlops_pipeline.datagen import generate_day
+from mlops_pipeline.feature_store import register_definitions
+from mlops_pipeline.ingestion import ingest_day
+from mlops_pipeline.training import TrainingParams
+from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from tests.e2e.helpers import asset_event_extras
+
+D0 = dt.date(2025, 8, 1)
+DAYS = [D0 + dt.timedelta(days=i) for i in range(9)]
+ROWS = 800
+MODEL = "churn-classifier"
+FAST = {"max_iter": 60}
+
+
+@pytest.fixture
+def lake(settings):
+    for day in DAYS:
+        generate_day(settings.landing_dir, day, ROWS, file_format="parquet")
+        ingest_day(settings.replace(build_data_docs=False), day)
+    register_definitions(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def runner():
+    from mlops_pipeline import airflow_runner
+
+    airflow_runner.migrate_metadata_db()
+    return airflow_runner
+
+
+def test_training_run_registers_a_complete_challenger(runner, lake):
+    import mlflow
+
+    run = runner.run_dag(
+        "train_churn_model",
+        conf={"window_end": DAYS[-1].isoformat(), "reason": "e2e test", **FAST},
+    )
+    assert str(run.state) == "success", runner.task_states(run)
+
+    tracking = registry.client(lake)
+    version = tracking.get_model_version_by_alias(MODEL, registry.CHALLENGER)
+    assert str(version.version) == "1"
+    tags = version.tags
+    for key in (
+        "code_version",
+        "airflow_dag_id",
+        "airflow_run_id",
+        "validation_ids",
+        "feature_service",
+        "feature_views",
+        "data_window",
+        "data_version",
+        "trigger_reason",
+    ):
+        assert tags.get(f"mlops.{key}"), key
+    assert tags["mlops.airflow_run_id"] == run.run_id
+    assert tags["mlops.trigger_reason"] == "e2e test"
+    assert len(tags["mlops.validation_ids"].split(",")) == len(DAYS)
+
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@{registry.CHALLENGER}")
+    probabilities = model.predict(model.input_example)
+    assert probabilities.shape == (5, 2) and ((0 <= probabilities) & (probabilities <= 1)).all()
+    assert model.metadata.metadata["threshold"] == pytest.approx(float(tags["mlops.threshold"]))
+
+    artifacts = {a.path for a in tracking.list_artifacts(version.run_id, "model_card")}
+    assert {
+        "model_card/model_card.md",
+        "model_card/model_card.html",
+        "model_card/shap_importance.png",
+    } <= artifacts
+    card = mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card/model_card.md")
+    assert "SHAP" in card and "skops" in card and "plan=basic" in card
+    assert tracking.list_artifacts(version.run_id, "reference")
+    run_data = tracking.get_run(version.run_id)
+    assert run_data.inputs.dataset_inputs, "the training data is logged with mlflow.data"
+    assert 0.6 < run_data.data.metrics["test_roc_auc"] < 0.95
+
+    event = asset_event_extras("churn_model_challenger")[-1]
+    assert event["version"] == "1" and event["run_id"] == version.run_id
+
+
+def test_same_data_and_params_give_the_same_metrics(lake):
+    request = TrainingRequest(DAYS[-1], 28, TrainingParams(**FAST), reason="determinism")
+    first = train_and_register(lake, request)
+    second = train_and_register(lake, request)
+    assert (first.version, second.version) == ("1", "2")
+    assert first.metrics == second.metrics and first.threshold == second.threshold
+
+
+def test_too_little_data_fails_fast_without_retries(runner, lake):
+    run = runner.run_dag(
+        "train_churn_model", conf={"window_end": DAYS[2].isoformat(), "window_days": 7, **FAST}
+    )
+    states = runner.task_states(run)
+    assert str(run.state) == "failed" and states["train"] == "failed"
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(run_id=run.run_id, task_id="train").one()
+        assert ti.try_number == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_unreachable_tracking_server_is_a_retryable_failure(lake, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    unreachable = lake.replace(mlflow_tracking_uri=f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(registry.TrackingUnavailable, match="unreachable"):
+        train_and_register(unreachable, TrainingRequest(DAYS[-1], 28, TrainingParams(**FAST)))
+
+
+def test_failure_after_registration_leaves_no_alias_on_the_version(lake, monkeypatch):
+    request = TrainingRequest(DAYS[-1], 28, TrainingParams(**FAST), reason="first")
+    assert train_and_register(lake, request).version == "1"
+
+    def never_ready(*args, **kwargs):
+        raise RuntimeError("registration did not complete")
+
+    monkeypatch.setattr(registry, "wait_until_ready", never_ready)
+    with pytest.raises(RuntimeError, match="did not complete"):
+        train_and_register(lake, request)
+    tracking = registry.client(lake)
+    assert str(tracking.get_model_version_by_alias(MODEL, registry.CHALLENGER).version) == "1"
+    versions = {str(v.version) for v in tracking.search_model_versions(f"name='{MODEL}'")}
+    assert versions == {"1"}, "the half-registered version is deleted"
