@@ -70,10 +70,13 @@ def train_churn_model():
     @task.short_circuit
     def plan(triggering_asset_events=None, params=None, dag_run=None) -> dict | bool:
         from mlops_pipeline.config import get_settings
+        from mlops_pipeline.training import TrainingParams
         from mlops_pipeline.training_job import (
+            days_needed,
             last_trained_window_end,
             plan_training,
             trigger_from_events,
+            validated_days_in_window,
         )
 
         extras = {
@@ -84,7 +87,14 @@ def train_churn_model():
             extras, params["window_end"], params["reason"], dag_run.run_after.date()
         )
         settings = get_settings()
-        decision = plan_training(settings, window_end, reason, last_trained_window_end(settings))
+        decision = plan_training(
+            settings,
+            window_end,
+            reason,
+            last_trained_window_end(settings),
+            validated_days_in_window(settings, window_end, int(params["window_days"])),
+            days_needed(TrainingParams.from_dict(dict(params))),
+        )
         print(f"training {'due' if decision.due else 'not due'}: {decision.why}")
         return decision.to_dict() if decision.due else False
 

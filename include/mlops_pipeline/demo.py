@@ -13,7 +13,7 @@ import warnings
 from mlops_pipeline.config import Settings, get_settings
 
 DEMO_START = dt.date(2025, 6, 2)
-DEMO_DAYS = 7
+DEMO_DAYS = 10
 # One day loses a few rows to quarantine and still passes; one day is broken and fails whole.
 DEMO_SCENARIOS = {2: "out_of_range", 4: "schema_break"}
 
@@ -31,13 +31,20 @@ def run_demo(settings: Settings) -> list[dict]:
         generate_day(settings.landing_dir, day, rows=settings.rows_per_day, scenario=scenario)
         started = time.perf_counter()
         dag_run = airflow_runner.run_daily("ingest_customer_activity", day)
-        features = "-"
+        features = model = "-"
         if str(dag_run.state) == "success":
             # What the asset event would trigger: materialize the day that was just validated.
             materialized = airflow_runner.run_dag(
                 "materialize_customer_features", conf={"dates": [day.isoformat()]}
             )
             features = "online" if str(materialized.state) == "success" else "FAILED"
+            # What customer_features_online triggers: training, when enough days are in and
+            # the cadence allows (the first model, here).
+            trained = airflow_runner.run_dag(
+                "train_churn_model",
+                conf={"window_end": day.isoformat(), "reason": "features"},
+            )
+            model = _trained_version(settings, trained, airflow_runner)
         report_path = settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json"
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
         rows.append(
@@ -48,6 +55,7 @@ def run_demo(settings: Settings) -> list[dict]:
                 "rows": report.get("rows_valid", 0),
                 "quarantined": report.get("rows_quarantined", 0),
                 "features": features,
+                "model": model,
                 "seconds": round(time.perf_counter() - started, 1),
                 "why": report.get("message", ""),
             }
@@ -61,12 +69,39 @@ def run_demo(settings: Settings) -> list[dict]:
     print(f"Feature store:        {settings.feast_dir} (registry, SQLite online store)")
     for view, span in materialized_ranges(settings).items():
         print(f"  {view:<20} materialized {span['from']} .. {span['to']}")
+    print(f"MLflow:               {settings.tracking_uri}")
+    print(
+        "  open the UI with:   .venv/bin/mlflow ui --backend-store-uri "
+        f"{settings.tracking_uri} --port 5000"
+    )
     print("State summary:        .venv/bin/mlops-pipeline status")
     return rows
 
 
+def _trained_version(settings: Settings, dag_run, airflow_runner) -> str:
+    states = airflow_runner.task_states(dag_run)
+    if str(dag_run.state) != "success":
+        return "FAILED"
+    if states.get("train") != "success":
+        return "not due"
+    from mlops_pipeline.registry import CHALLENGER, client, version_for_alias
+
+    version = version_for_alias(client(settings), settings.registered_model_name, CHALLENGER)
+    return f"v{version.version} challenger"
+
+
 def _table(rows: list[dict]) -> str:
-    headers = ["date", "scenario", "dag_run", "rows", "quarantined", "features", "seconds", "why"]
+    headers = [
+        "date",
+        "scenario",
+        "dag_run",
+        "rows",
+        "quarantined",
+        "features",
+        "model",
+        "seconds",
+        "why",
+    ]
     widths = {h: max(len(h), *(len(_cell(r[h], h)) for r in rows)) for h in headers}
     line = "  ".join(h.ljust(widths[h]) for h in headers)
     out = [line, "  ".join("-" * widths[h] for h in headers)]
@@ -88,7 +123,7 @@ def main() -> int:
         r
         for r in rows
         if (r["dag_run"] == "success") != (r["scenario"] in ("clean", "out_of_range"))
-        or r["features"] == "FAILED"
+        or "FAILED" in (r["features"], r["model"])
     ]
     if unexpected:
         print(f"\nUnexpected outcomes: {unexpected}", file=sys.stderr)

@@ -37,4 +37,17 @@ def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
             "data_docs": str(settings.data_docs_dir / "index.html"),
         },
         "features": {"materialized": materialized_ranges(settings)},
+        "models": {
+            "registered_model": settings.registered_model_name,
+            "versions": _model_versions(settings),
+        },
     }
+
+
+def _model_versions(settings: Settings) -> list[dict[str, Any]]:
+    from mlops_pipeline.registry import registered_versions
+
+    embedded_db = settings.mlflow_dir / "mlflow.db"
+    if not settings.mlflow_tracking_uri and not embedded_db.exists():
+        return []  # nothing trained yet; do not create an empty tracking store just to look
+    return registered_versions(settings)

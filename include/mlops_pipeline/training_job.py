@@ -251,13 +251,22 @@ FEATURES_REASON = "features"
 
 
 def plan_training(
-    settings: Settings, window_end: dt.date, reason: str, last_window_end: dt.date | None
+    settings: Settings,
+    window_end: dt.date,
+    reason: str,
+    last_window_end: dt.date | None,
+    days_available: int | None = None,
+    days_needed: int = 0,
 ) -> TrainingPlan:
     """Whether to train now. Fresh features retrain at most every ``training_cadence_days``
-    of data (measured on data windows, not the wall clock, so re-runs decide alike); drift
-    and manual requests always train."""
+    of data (measured on data windows, not the wall clock, so re-runs decide alike) and only
+    once the window holds enough validated days to split; drift and manual requests always
+    train (and fail loudly if the data cannot support them)."""
     if reason != FEATURES_REASON:
         return TrainingPlan(True, f"requested: {reason}", window_end.isoformat(), reason)
+    if days_available is not None and days_available < days_needed:
+        why = f"waiting for data: {days_available} of {days_needed} validated days in the window"
+        return TrainingPlan(False, why, window_end.isoformat(), reason)
     if last_window_end is None:
         return TrainingPlan(True, "no trained version yet", window_end.isoformat(), reason)
     moved = (window_end - last_window_end).days
@@ -311,3 +320,14 @@ def trigger_from_events(
         max(dt.date.fromisoformat(d) for d in days) if days else run_after - dt.timedelta(days=1)
     )
     return window_end, reason
+
+
+def validated_days_in_window(settings: Settings, window_end: dt.date, window_days: int) -> int:
+    from mlops_pipeline import storage
+
+    start = window_end - dt.timedelta(days=window_days - 1)
+    return sum(start <= day <= window_end for day in storage.partition_days(settings.lake_dir))
+
+
+def days_needed(params: TrainingParams) -> int:
+    return params.validation_days + params.test_days + 1

@@ -116,6 +116,8 @@ def test_training_cadence_is_measured_on_data_windows():
     assert not plan_training(settings, day, FEATURES_REASON, day - dt.timedelta(days=3)).due
     assert plan_training(settings, day, FEATURES_REASON, day - dt.timedelta(days=7)).due
     assert plan_training(settings, day, "drift: share 0.4", day).due
+    waiting = plan_training(settings, day, FEATURES_REASON, None, days_available=4, days_needed=7)
+    assert not waiting.due and "4 of 7" in waiting.why
 
 
 def test_triggers_name_the_window_and_the_reason():
