@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import features, ingest, parse
+from bench import features, ingest, parse, training
 from bench.common import machine
 
-BENCHES = {"parse": parse, "ingest": ingest, "features": features}
+BENCHES = {"parse": parse, "ingest": ingest, "features": features, "training": training}
 
 
 def main(argv: list[str]) -> int:

@@ -96,7 +96,7 @@ def registered_versions(settings: Settings, limit: int = 10) -> list[dict[str, A
         metrics = tracking.get_run(version.run_id).data.metrics if version.run_id else {}
         rows.append(
             {
-                "version": version.version,
+                "version": str(version.version),
                 "aliases": sorted(aliases.get(str(version.version), [])),
                 "created": version.creation_timestamp,
                 "data_window": version.tags.get(f"{TAG_PREFIX}data_window"),

@@ -191,7 +191,15 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
                 targets=contract.LABEL,
                 digest=version_of_data[:32],
             )
-            mlflow.log_input(dataset, context="training")
+            mlflow.log_input(
+                dataset,
+                context="training",
+                # One tag per lake partition: its content hash is that day's data version.
+                tags={
+                    f"{registry.TAG_PREFIX}partition.{p['date']}": p.get("content_sha256") or ""
+                    for p in training_set.partitions
+                },
+            )
             info = mlflow.sklearn.log_model(
                 trained.model,
                 name="model",

@@ -31,14 +31,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def runner():
-    from mlops_pipeline import airflow_runner
-
-    airflow_runner.migrate_metadata_db()
-    return airflow_runner
-
-
 def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.features import OnlineFeatureReader
 from mlops_pipeline.materialization import days_from_asset_extras
@@ -13,14 +11,6 @@ from tests.conftest import TEST_ROWS
 from tests.e2e.helpers import asset_event_extras
 
 D0 = dt.date(2025, 7, 1)
-
-
-@pytest.fixture(scope="module")
-def runner():
-    from mlops_pipeline import airflow_runner
-
-    airflow_runner.migrate_metadata_db()
-    return airflow_runner
 
 
 def test_validated_days_are_materialized_and_rejected_days_are_not(runner, settings):

@@ -11,6 +11,7 @@ from mlops_pipeline import registry
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.feature_store import register_definitions
 from mlops_pipeline.ingestion import ingest_day
+from mlops_pipeline.status import platform_status
 from mlops_pipeline.training import TrainingParams
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
 from tests.e2e.helpers import asset_event_extras
@@ -29,14 +30,6 @@ def lake(settings):
         ingest_day(settings.replace(build_data_docs=False), day)
     register_definitions(settings)
     return settings
-
-
-@pytest.fixture(scope="module")
-def runner():
-    from mlops_pipeline import airflow_runner
-
-    airflow_runner.migrate_metadata_db()
-    return airflow_runner
 
 
 def test_training_run_registers_a_complete_challenger(runner, lake):
@@ -83,11 +76,20 @@ def test_training_run_registers_a_complete_challenger(runner, lake):
     assert "SHAP" in card and "skops" in card and "plan=basic" in card
     assert tracking.list_artifacts(version.run_id, "reference")
     run_data = tracking.get_run(version.run_id)
-    assert run_data.inputs.dataset_inputs, "the training data is logged with mlflow.data"
+    (dataset_input,) = run_data.inputs.dataset_inputs
+    input_tags = {t.key: t.value for t in dataset_input.tags}
+    partitions = sorted(k for k in input_tags if k.startswith("mlops.partition."))
+    assert partitions == [f"mlops.partition.{d.isoformat()}" for d in DAYS]
+    assert all(len(input_tags[k]) == 64 for k in partitions)
+    assert dataset_input.dataset.digest == tags["mlops.data_version"][:32]
     assert 0.6 < run_data.data.metrics["test_roc_auc"] < 0.95
 
     event = asset_event_extras("churn_model_challenger")[-1]
     assert event["version"] == "1" and event["run_id"] == version.run_id
+
+    listed = platform_status(lake)["models"]["versions"]
+    assert [(v["version"], v["aliases"]) for v in listed] == [("1", [registry.CHALLENGER])]
+    assert listed[0]["test_roc_auc"] == run_data.data.metrics["test_roc_auc"]
 
 
 def test_same_data_and_params_give_the_same_metrics(lake):
