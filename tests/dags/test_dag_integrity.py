@@ -42,6 +42,16 @@ def test_dag_has_tags_docs_and_owner(dagbag, dag_id):
     assert dag.default_args.get("owner") not in (None, "airflow")
 
 
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
+def test_tasks_retry_transient_faults_and_runs_do_not_overlap(dagbag, dag_id):
+    dag = dagbag.get_dag(dag_id)
+    assert dag.max_active_runs == 1
+    for task in dag.tasks:
+        if task.task_type.endswith("SensorOperator") or "Sensor" in task.task_type:
+            continue  # a sensor's patience is its timeout, not retries
+        assert task.retries >= 1, f"{dag_id}.{task.task_id} never retries"
+
+
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_schedule_is_explicit(path):
     tree = ast.parse(path.read_text())
