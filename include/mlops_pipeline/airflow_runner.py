@@ -33,10 +33,19 @@ def configure_embedded_airflow(settings: Settings, dags_folder: Path | None = No
 
 @cache
 def migrate_metadata_db() -> None:
-    """Create or upgrade Airflow's metadata database (idempotent)."""
+    """Create or upgrade Airflow's metadata database and the project's pools (idempotent)."""
+    from airflow.models.pool import Pool
     from airflow.utils.db import upgradedb
 
+    from mlops_pipeline.assets import ALIAS_WRITES_POOL
+
     upgradedb()
+    Pool.create_or_update_pool(
+        ALIAS_WRITES_POOL,
+        slots=1,
+        description="Serializes MLflow alias moves.",
+        include_deferred=False,
+    )
 
 
 @cache

@@ -24,3 +24,7 @@ retrain_requested = Asset(name="retrain_requested", group="models")
 # Emitted by train_churn_model when a new version is registered with the `challenger` alias;
 # `extra` carries the model name, version and run id.
 churn_model_challenger = Asset(name="churn_model_challenger", group="models")
+
+# Every task that moves a model alias runs in this pool; its single slot serializes alias writes
+# across the deploy and rollback DAGs.
+ALIAS_WRITES_POOL = "model_alias_writes"

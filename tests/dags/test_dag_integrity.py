@@ -14,7 +14,13 @@ from tests.conftest import REPO
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 HEAVY = ["pandas", "pyarrow", "sklearn", "mlflow", "feast", "great_expectations", "evidently"]
-EXPECTED_DAGS = {"ingest_customer_activity", "materialize_customer_features", "train_churn_model"}
+EXPECTED_DAGS = {
+    "ingest_customer_activity",
+    "materialize_customer_features",
+    "train_churn_model",
+    "deploy_churn_model",
+    "rollback_churn_model",
+}
 
 
 @pytest.fixture(scope="module")

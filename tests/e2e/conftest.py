@@ -1,6 +1,16 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+
+from mlops_pipeline.datagen import generate_day
+from mlops_pipeline.feature_store import register_definitions
+from mlops_pipeline.ingestion import ingest_day
+
+# Nine validated days: enough for a time split (train, 3 validation, 3 test days).
+DAYS = [dt.date(2025, 8, 1) + dt.timedelta(days=i) for i in range(9)]
+ROWS = 800
 
 
 @pytest.fixture(scope="session")
@@ -10,3 +20,13 @@ def runner():
 
     airflow_runner.migrate_metadata_db()
     return airflow_runner
+
+
+@pytest.fixture
+def lake(settings):
+    """Nine validated days and registered feature definitions in this test's MLOPS_HOME."""
+    for day in DAYS:
+        generate_day(settings.landing_dir, day, ROWS, file_format="parquet")
+        ingest_day(settings.replace(build_data_docs=False), day)
+    register_definitions(settings)
+    return settings

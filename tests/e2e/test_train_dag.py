@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import socket
 
 import pytest
 
 from mlops_pipeline import registry
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.feature_store import register_definitions
-from mlops_pipeline.ingestion import ingest_day
 from mlops_pipeline.status import platform_status
 from mlops_pipeline.training import TrainingParams
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from tests.e2e.conftest import DAYS
 from tests.e2e.helpers import asset_event_extras
 
-D0 = dt.date(2025, 8, 1)
-DAYS = [D0 + dt.timedelta(days=i) for i in range(9)]
-ROWS = 800
 MODEL = "churn-classifier"
 FAST = {"max_iter": 60}
-
-
-@pytest.fixture
-def lake(settings):
-    for day in DAYS:
-        generate_day(settings.landing_dir, day, ROWS, file_format="parquet")
-        ingest_day(settings.replace(build_data_docs=False), day)
-    register_definitions(settings)
-    return settings
 
 
 def test_training_run_registers_a_complete_challenger(runner, lake):

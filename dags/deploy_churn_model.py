@@ -1,0 +1,130 @@
+"""
+### Deploy the churn model (gated)
+
+Runs when `train_churn_model` emits the Asset `churn_model_challenger` (or by hand with a
+`version`), one run at a time:
+
+1. **evaluate** re-scores the challenger and the current champion on the **same** frozen
+   holdout (the challenger's test days, read through the feature service) and runs the gates
+   of `include/mlops_pipeline/gates.py`: quality floors, no regression beyond a margin on any
+   gated metric, strict improvement on ROC AUC (ties keep the champion), no segment
+   regressing beyond its margin, calibration (Brier), p99 single-row latency and model size
+   budgets, and a signature the serving schema accepts. The first model only has to clear
+   the floors and budgets.
+2. **promote** (gates passed): `previous_champion` -> the old champion, `champion` -> the
+   challenger, both re-read and verified. **reject** (gates failed): the challenger version is
+   tagged with the reasons; the champion is untouched.
+3. Either way a **decision record** (JSON and Markdown: both models, the holdout window and
+   partitions, every gate with value, threshold and verdict, the Airflow run) is logged on the
+   challenger's run and kept under `MLOPS_HOME/reports/decisions`.
+
+Alias moves run in the one-slot pool `model_alias_writes`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from mlops_pipeline.assets import ALIAS_WRITES_POOL, churn_model_challenger
+
+
+@dag(
+    schedule=[churn_model_challenger],
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["mlops", "deployment", "mlflow"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "ml-platform",
+        "retries": 3,
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+    },
+    params={
+        "version": Param(
+            None,
+            type=["null", "string"],
+            description="Version to evaluate on a manual run (default: the triggering event's "
+            "version, else the `challenger` alias).",
+        )
+    },
+)
+def deploy_churn_model():
+    @task(multiple_outputs=False)
+    def evaluate(triggering_asset_events=None, params=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_pipeline.config import get_settings
+        from mlops_pipeline.deployment import DeploymentError, evaluate_challenger
+
+        version = params["version"]
+        for events in (triggering_asset_events or {}).values():
+            for event in events:
+                version = (event.extra or {}).get("version") or version
+        try:
+            return evaluate_challenger(get_settings(), version).to_dict()
+        except DeploymentError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task.branch
+    def decide(evaluation: dict) -> str:
+        return "promote" if evaluation["gates"]["passed"] else "reject"
+
+    @task(pool=ALIAS_WRITES_POOL, multiple_outputs=False)
+    def promote(evaluation: dict, dag_run=None) -> dict:
+        from mlops_pipeline import deployment
+        from mlops_pipeline.config import get_settings
+
+        settings = get_settings()
+        version = evaluation["challenger"]["version"]
+        aliases = deployment.promote(settings, version)
+        deployment.tag_decision(settings, version, "promoted", [])
+        record = deployment.decision_record(
+            "promote",
+            "promoted",
+            evaluation["model_name"],
+            version,
+            evaluation,
+            aliases=aliases,
+            airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id},
+        )
+        path = deployment.write_decision_record(
+            settings, record, evaluation["challenger"]["run_id"]
+        )
+        return {"aliases": aliases, "decision_record": str(path)}
+
+    @task(multiple_outputs=False)
+    def reject(evaluation: dict, dag_run=None) -> dict:
+        from mlops_pipeline import deployment
+        from mlops_pipeline.config import get_settings
+
+        settings = get_settings()
+        version = evaluation["challenger"]["version"]
+        reasons = [
+            f"{c['name']}: {c['detail']}" for c in evaluation["gates"]["checks"] if not c["passed"]
+        ]
+        deployment.tag_decision(settings, version, "rejected", reasons)
+        record = deployment.decision_record(
+            "promote",
+            "rejected",
+            evaluation["model_name"],
+            version,
+            evaluation,
+            reasons=reasons,
+            airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id},
+        )
+        path = deployment.write_decision_record(
+            settings, record, evaluation["challenger"]["run_id"]
+        )
+        print("challenger rejected:\n" + "\n".join(reasons))
+        return {"reasons": reasons, "decision_record": str(path)}
+
+    evaluation = evaluate()
+    decide(evaluation) >> [promote(evaluation), reject(evaluation)]
+
+
+deploy_churn_model()

@@ -1,0 +1,330 @@
+"""Gated deployment: score challenger and champion on the same frozen holdout, decide with
+the gates, move aliases, and keep a decision record of every run, pass or fail.
+
+Alias moves are the only writes here; the deploy and rollback DAGs serialize them through a
+one-slot pool, so two runs can never interleave ``previous_champion`` and ``champion``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlops_pipeline import contract, registry
+from mlops_pipeline.config import Settings
+from mlops_pipeline.features import build_training_set
+from mlops_pipeline.gates import DEFAULT_GATES, GateConfig, GateReport, Scores, evaluate_gates
+from mlops_pipeline.training import MODEL_FEATURES, SEGMENT_COLUMNS, classification_metrics
+
+LATENCY_CALLS = 200
+DECISIONS_DIR = "decisions"
+
+
+class DeploymentError(RuntimeError):
+    """A deployment step could not complete as required (verification, missing model)."""
+
+
+@dataclass
+class ModelScore:
+    version: str
+    run_id: str
+    threshold: float
+    scores: Scores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "run_id": self.run_id,
+            "threshold": self.threshold,
+            "metrics": dict(self.scores.metrics),
+            "segments": {k: list(v) for k, v in self.scores.segments.items()},
+            "p99_latency_ms": self.scores.p99_latency_ms,
+            "model_size_mb": self.scores.model_size_mb,
+            "signature_compatible": self.scores.signature_compatible,
+        }
+
+
+@dataclass
+class Holdout:
+    start: dt.date
+    end: dt.date
+    rows: int
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": f"{self.start.isoformat()}..{self.end.isoformat()}",
+            "rows": self.rows,
+            "partitions": [
+                {k: p.get(k) for k in ("date", "validation_id", "content_sha256")}
+                for p in self.partitions
+            ],
+        }
+
+
+def serving_schema() -> dict[str, str]:
+    """Input column -> MLflow type the serving app sends (``training.model_inputs``)."""
+    kinds = {}
+    for name in MODEL_FEATURES:
+        if name in contract.CATEGORICAL_FEATURES:
+            kinds[name] = "string"
+        elif name in contract.BOOLEAN_FEATURES:
+            kinds[name] = "boolean"
+        else:
+            kinds[name] = "double"
+    return kinds
+
+
+def holdout_window(tracking: Any, run_id: str) -> tuple[dt.date, dt.date]:
+    """The challenger's test days: labelled, recent, and unseen by the challenger. The older
+    champion's training window ended before them, so they are unseen by it too."""
+    window = tracking.get_run(run_id).data.params["window_test"]
+    start, end = window.split("..")
+    return dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+
+
+def _load(name: str, version: str) -> tuple[Any, float]:
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
+    size_mb = sum(p.stat().st_size for p in Path(local).rglob("*") if p.is_file()) / 2**20
+    return mlflow.pyfunc.load_model(local), size_mb
+
+
+def score_model(name: str, version: Any, holdout_frame: Any) -> ModelScore:
+    from mlops_pipeline.training import model_inputs
+
+    model, size_mb = _load(name, str(version.version))
+    threshold = float(model.metadata.metadata["threshold"])
+    inputs = model_inputs(holdout_frame)
+    probabilities = np.asarray(model.predict(inputs))[:, 1]
+    labels = holdout_frame[contract.LABEL].to_numpy()
+    metrics = classification_metrics(labels, probabilities, threshold)
+    segments = {}
+    for column in SEGMENT_COLUMNS:
+        for value in sorted(holdout_frame[column].astype(str).unique()):
+            mask = (holdout_frame[column].astype(str) == value).to_numpy()
+            if len(np.unique(labels[mask])) == 2:
+                segment = classification_metrics(labels[mask], probabilities[mask], threshold)
+                segments[f"{column}={value}"] = (int(mask.sum()), segment["roc_auc"])
+    one_row = inputs.head(1)
+    timings = []
+    for _ in range(LATENCY_CALLS):
+        started = time.perf_counter()
+        model.predict(one_row)
+        timings.append((time.perf_counter() - started) * 1000)
+    schema = model.metadata.get_input_schema()
+    declared = {col.name: col.type.name for col in schema.inputs} if schema else {}
+    return ModelScore(
+        version=str(version.version),
+        run_id=version.run_id,
+        threshold=threshold,
+        scores=Scores(
+            metrics=metrics,
+            segments=segments,
+            p99_latency_ms=float(np.percentile(timings, 99)),
+            model_size_mb=size_mb,
+            signature_compatible=declared == serving_schema(),
+        ),
+    )
+
+
+@dataclass
+class Evaluation:
+    model_name: str
+    challenger: ModelScore
+    champion: ModelScore | None
+    holdout: Holdout
+    report: GateReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "challenger": self.challenger.to_dict(),
+            "champion": self.champion.to_dict() if self.champion else None,
+            "holdout": self.holdout.to_dict(),
+            "gates": self.report.to_dict(),
+        }
+
+
+def evaluate_challenger(
+    settings: Settings, version: str | None = None, config: GateConfig = DEFAULT_GATES
+) -> Evaluation:
+    """Re-score challenger and champion on the same holdout and run the gates."""
+    tracking = registry.client(settings)
+    name = settings.registered_model_name
+    challenger = (
+        tracking.get_model_version(name, version)
+        if version
+        else registry.version_for_alias(tracking, name, registry.CHALLENGER)
+    )
+    if challenger is None:
+        raise DeploymentError(f"{name} has no version {version or '@' + registry.CHALLENGER}")
+    champion = registry.version_for_alias(tracking, name, registry.CHAMPION)
+    if champion is not None and str(champion.version) == str(challenger.version):
+        raise DeploymentError(f"{name} v{challenger.version} is already the champion")
+    start, end = holdout_window(tracking, challenger.run_id)
+    frame = build_training_set(settings, start, end)
+    holdout = Holdout(start, end, len(frame.frame), frame.partitions)
+    challenger_score = score_model(name, challenger, frame.frame)
+    champion_score = score_model(name, champion, frame.frame) if champion else None
+    report = evaluate_gates(
+        challenger_score.scores, champion_score.scores if champion_score else None, config
+    )
+    return Evaluation(name, challenger_score, champion_score, holdout, report)
+
+
+def promote(settings: Settings, version: str) -> dict[str, str | None]:
+    """``previous_champion`` -> the old champion, then ``champion`` -> ``version``; re-read
+    both and verify."""
+    tracking = registry.client(settings)
+    name = settings.registered_model_name
+    old = registry.version_for_alias(tracking, name, registry.CHAMPION)
+    if old is not None:
+        tracking.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, str(old.version))
+    tracking.set_registered_model_alias(name, registry.CHAMPION, str(version))
+    _verify(tracking, name, registry.CHAMPION, str(version))
+    if old is not None:
+        _verify(tracking, name, registry.PREVIOUS_CHAMPION, str(old.version))
+    return {"champion": str(version), "previous_champion": str(old.version) if old else None}
+
+
+def rollback(settings: Settings, target: str = registry.PREVIOUS_CHAMPION) -> dict[str, str]:
+    """Point ``champion`` at ``target`` (a version number or an alias); the replaced champion
+    becomes ``previous_champion``, so a rollback can itself be undone."""
+    tracking = registry.client(settings)
+    name = settings.registered_model_name
+    current = registry.version_for_alias(tracking, name, registry.CHAMPION)
+    if target.isdigit():
+        wanted = tracking.get_model_version(name, target)
+    else:
+        wanted = registry.version_for_alias(tracking, name, target)
+    if wanted is None:
+        raise DeploymentError(f"{name} has no version or alias {target!r} to roll back to")
+    if current is not None and str(current.version) == str(wanted.version):
+        raise DeploymentError(f"{name} v{wanted.version} is already the champion")
+    tracking.set_registered_model_alias(name, registry.CHAMPION, str(wanted.version))
+    if current is not None:
+        tracking.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, str(current.version))
+    _verify(tracking, name, registry.CHAMPION, str(wanted.version))
+    return {
+        "champion": str(wanted.version),
+        "previous_champion": str(current.version) if current else "",
+    }
+
+
+def _verify(tracking: Any, name: str, alias: str, version: str) -> None:
+    found = registry.version_for_alias(tracking, name, alias)
+    if found is None or str(found.version) != version:
+        raise DeploymentError(
+            f"{name}@{alias} reads back as {found.version if found else None}, not {version}"
+        )
+
+
+def write_decision_record(
+    settings: Settings,
+    record: dict[str, Any],
+    attach_to_run: str | None,
+) -> Path:
+    """Keep the record under ``MLOPS_HOME/reports/decisions`` (JSON and Markdown) and log both
+    on the challenger's run."""
+    folder = settings.reports_dir / DECISIONS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = record["decided_at"].replace(":", "").replace("-", "")
+    stem = f"{stamp}-{record['action']}-v{record.get('version')}"
+    json_path = folder / f"{stem}.json"
+    json_path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    (folder / f"{stem}.md").write_text(decision_markdown(record))
+    if attach_to_run:
+        tracking = registry.client(settings)
+        tracking.log_artifact(attach_to_run, str(json_path), DECISIONS_DIR)
+        tracking.log_artifact(attach_to_run, str(folder / f"{stem}.md"), DECISIONS_DIR)
+    return json_path
+
+
+def decision_markdown(record: dict[str, Any]) -> str:
+    lines = [
+        f"# {record['action'].capitalize()}: {record['model_name']} v{record.get('version')}",
+        "",
+        f"- Outcome: **{record['outcome']}**",
+        f"- Decided at: {record['decided_at']} by {record.get('decided_by', 'gates')}",
+        f"- Airflow: {record.get('airflow', {})}",
+    ]
+    evaluation = record.get("evaluation")
+    if evaluation:
+        champion = evaluation.get("champion")
+        holdout = evaluation["holdout"]
+        lines += [
+            f"- Holdout: {holdout['window']} ({holdout['rows']:,} rows)",
+            f"- Challenger: v{evaluation['challenger']['version']}",
+            f"- Champion: {('v' + champion['version']) if champion else 'none (first model)'}",
+            "",
+            "| gate | value | threshold | verdict |",
+            "|---|---|---|---|",
+        ]
+        for check in evaluation["gates"]["checks"]:
+            verdict = "pass" if check["passed"] else "FAIL"
+            lines.append(
+                f"| {check['name']} | {_fmt(check['value'])} | {_fmt(check['threshold'])} | "
+                f"{verdict} |"
+            )
+    if record.get("reasons"):
+        lines += ["", "Reasons:", *[f"- {reason}" for reason in record["reasons"]]]
+    if record.get("aliases"):
+        lines += ["", f"Aliases after: {record['aliases']}"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def tag_decision(settings: Settings, version: str, outcome: str, reasons: list[str]) -> None:
+    tracking = registry.client(settings)
+    name = settings.registered_model_name
+    tracking.set_model_version_tag(name, version, f"{registry.TAG_PREFIX}decision", outcome)
+    tracking.set_model_version_tag(
+        name, version, f"{registry.TAG_PREFIX}decision_reasons", "; ".join(reasons)[:4000]
+    )
+
+
+def decision_record(
+    action: str,
+    outcome: str,
+    model_name: str,
+    version: str | None,
+    evaluation: dict[str, Any] | None = None,
+    reasons: list[str] | None = None,
+    aliases: dict[str, Any] | None = None,
+    decided_by: str = "gates",
+    airflow: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "outcome": outcome,
+        "model_name": model_name,
+        "version": version,
+        "decided_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "decided_by": decided_by,
+        "evaluation": evaluation,
+        "reasons": reasons or [],
+        "aliases": aliases or {},
+        "airflow": airflow or {},
+    }
+
+
+def latest_decisions(settings: Settings, limit: int = 5) -> list[dict[str, Any]]:
+    folder = settings.reports_dir / DECISIONS_DIR
+    if not folder.exists():
+        return []
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))[-limit:]]
+    return [
+        {k: r.get(k) for k in ("decided_at", "action", "outcome", "version", "reasons")}
+        for r in reversed(records)
+    ]

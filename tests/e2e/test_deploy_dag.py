@@ -1,0 +1,93 @@
+"""Gated deployment and rollback through Airflow, on the embedded MLflow registry."""
+
+from __future__ import annotations
+
+import json
+
+from mlops_pipeline import deployment, registry
+from mlops_pipeline.training import TrainingParams
+from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from tests.e2e.conftest import DAYS
+
+MODEL = "churn-classifier"
+GOOD = TrainingParams(max_iter=60)
+# Nearly constant scores: clearly worse than any real model, and below the quality floors.
+BAD = TrainingParams(max_iter=10, learning_rate=0.001, max_leaf_nodes=2)
+
+
+def _train(settings, params, reason):
+    return train_and_register(settings, TrainingRequest(DAYS[-1], 28, params, reason=reason))
+
+
+def _alias(tracking, alias):
+    found = registry.version_for_alias(tracking, MODEL, alias)
+    return str(found.version) if found else None
+
+
+def _records(settings):
+    folder = settings.reports_dir / deployment.DECISIONS_DIR
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def test_good_challenger_is_promoted_and_a_worse_one_rejected(runner, lake):
+    tracking = registry.client(lake)
+    assert _train(lake, GOOD, "first").version == "1"
+    run = runner.run_dag("deploy_churn_model", conf={"version": "1"})
+    states = runner.task_states(run)
+    assert str(run.state) == "success", states
+    assert (states["promote"], states["reject"]) == ("success", "skipped")
+    assert _alias(tracking, registry.CHAMPION) == "1"
+    (record,) = _records(lake)
+    assert record["outcome"] == "promoted" and record["evaluation"]["gates"]["first_model"]
+    assert record["evaluation"]["champion"] is None
+    assert record["airflow"]["run_id"] == run.run_id
+    logged = {
+        a.path
+        for a in tracking.list_artifacts(
+            record["evaluation"]["challenger"]["run_id"], deployment.DECISIONS_DIR
+        )
+    }
+    assert len(logged) == 2, "JSON and Markdown decision records are on the challenger's run"
+
+    assert _train(lake, BAD, "bad on purpose").version == "2"
+    run = runner.run_dag("deploy_churn_model", conf={"version": "2"})
+    states = runner.task_states(run)
+    assert (states["promote"], states["reject"]) == ("skipped", "success")
+    assert _alias(tracking, registry.CHAMPION) == "1", "a rejected challenger leaves the champion"
+    rejected = _records(lake)[-1]
+    assert rejected["outcome"] == "rejected"
+    evaluation = rejected["evaluation"]
+    assert evaluation["champion"]["version"] == "1"
+    failed = {c["name"] for c in evaluation["gates"]["checks"] if not c["passed"]}
+    assert {"regression:roc_auc", "improvement:roc_auc"} <= failed
+    version = tracking.get_model_version(MODEL, "2")
+    assert version.tags["mlops.decision"] == "rejected"
+    assert "regression:roc_auc" in version.tags["mlops.decision_reasons"]
+    # Both models were scored on the same frozen holdout.
+    assert evaluation["holdout"]["rows"] == 3 * 800
+    assert [p["date"] for p in evaluation["holdout"]["partitions"]] == [
+        d.isoformat() for d in DAYS[-3:]
+    ]
+
+
+def test_rollback_restores_the_previous_version(runner, lake):
+    tracking = registry.client(lake)
+    _train(lake, GOOD, "first")
+    _train(lake, GOOD, "second")
+    deployment.promote(lake, "1")
+    assert deployment.promote(lake, "2") == {"champion": "2", "previous_champion": "1"}
+
+    run = runner.run_dag("rollback_churn_model", conf={"reason": "test rollback"})
+    assert str(run.state) == "success", runner.task_states(run)
+    assert (_alias(tracking, registry.CHAMPION), _alias(tracking, registry.PREVIOUS_CHAMPION)) == (
+        "1",
+        "2",
+    )
+    record = _records(lake)[-1]
+    assert (record["action"], record["version"]) == ("rollback", "1")
+    assert record["reasons"] == ["test rollback"]
+
+    # Rolling back to the champion itself is refused, and changes nothing.
+    run = runner.run_dag("rollback_churn_model", conf={"target": "1"})
+    assert str(run.state) == "failed"
+    assert _alias(tracking, registry.CHAMPION) == "1"
