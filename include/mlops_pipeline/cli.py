@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="validate and split one landed day (no Airflow)")
     ingest.add_argument("--date", type=_date, required=True)
 
+    serve = commands.add_parser("serve", help="run the model server (champion alias)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+
     status = commands.add_parser("status", help="print a JSON summary of the platform state")
     status.add_argument("--limit", type=int, default=7, help="partitions to list")
     return parser
@@ -75,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rejected.report.to_dict(), indent=2, default=str))
             return 1
         print(json.dumps(report.to_dict(), indent=2, default=str))
+        return 0
+    if args.command == "serve":
+        import uvicorn
+
+        from mlops_pipeline.serving.app import create_app
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
         return 0
     if args.command == "status":
         from mlops_pipeline.status import platform_status

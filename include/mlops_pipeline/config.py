@@ -104,6 +104,16 @@ class Settings(BaseModel):
     min_training_rows: int = Field(
         default=1_000, ge=10, description="Fewest training rows accepted before failing fast."
     )
+    serving_poll_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the model server re-reads the `champion` alias to swap models.",
+    )
+    serving_url: str = Field(
+        default="",
+        description="Base URL of the running model server, for the post-promotion smoke test "
+        "(empty: no smoke test).",
+    )
     online_check_sample: int = Field(
         default=200, ge=1, description="Customers checked in the online store after materializing."
     )

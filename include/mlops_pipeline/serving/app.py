@@ -1,0 +1,183 @@
+"""The FastAPI app: /predict, /health, /ready, /metrics, /model."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, HTTPException, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    generate_latest,
+)
+
+from mlops_pipeline import contract
+from mlops_pipeline.config import Settings
+from mlops_pipeline.feature_groups import ON_DEMAND_FEATURES
+from mlops_pipeline.serving.champion import ChampionWatcher, LoadedModel
+from mlops_pipeline.serving.prediction_log import PredictionLog
+from mlops_pipeline.serving.schemas import (
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+    UnknownCustomer,
+)
+from mlops_pipeline.training import MODEL_FEATURES, model_inputs
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "churn_request_latency_seconds",
+            "Request latency by endpoint.",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "churn_predictions_total", "Predictions by class.", ["churn"], registry=self.registry
+        )
+        self.model = Info("churn_model", "The model being served.", registry=self.registry)
+
+
+def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> FastAPI:
+    watcher = watcher or ChampionWatcher(settings)
+    metrics = Metrics()
+    log = PredictionLog(settings.home / "predictions")
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from mlops_pipeline.feature_store import open_store
+        from mlops_pipeline.features import OnlineFeatureReader
+
+        watcher.start()
+        try:
+            state["reader"] = OnlineFeatureReader(settings)
+            state["ratios"] = (
+                open_store(settings)
+                .get_on_demand_feature_view("customer_ratios")
+                .feature_transformation
+            )
+        except Exception as exc:  # serving inline features still works; lookups report it
+            state["feature_error"] = f"{type(exc).__name__}: {exc}"
+        yield
+        watcher.stop()
+
+    app = FastAPI(title="churn-classifier model server", lifespan=lifespan)
+
+    def _model() -> LoadedModel:
+        model = watcher.current
+        if model is None:
+            raise HTTPException(503, f"no model loaded yet: {watcher.last_error}")
+        metrics.model.info({"name": model.name, "version": model.version, "alias": model.alias})
+        return model
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready(response: Response) -> dict[str, Any]:
+        if watcher.current is None:
+            response.status_code = 503
+            return {"ready": False, "reason": watcher.last_error}
+        return {"ready": True, "version": watcher.current.version}
+
+    @app.get("/model")
+    def model_info() -> dict[str, Any]:
+        model = _model()
+        return {
+            "name": model.name,
+            "version": model.version,
+            "alias": model.alias,
+            "threshold": model.threshold,
+            "loaded_at": model.loaded_at,
+            "run_id": model.run_id,
+        }
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/predict", response_model=PredictResponse)
+    def predict(body: PredictRequest, request: Request) -> PredictResponse:
+        started = time.perf_counter()
+        model = _model()
+        unknown: list[UnknownCustomer] = []
+        if body.customer_ids is not None:
+            if "reader" not in state:
+                raise HTTPException(503, f"feature store unavailable: {state.get('feature_error')}")
+            served = state["reader"].read(body.customer_ids)
+            frame = pd.DataFrame(served)
+            known = frame["monthly_charges"].notna().to_numpy()
+            unknown = [
+                UnknownCustomer(customer_id=int(i)) for i in frame.loc[~known, contract.ENTITY_KEY]
+            ]
+            frame = frame.loc[known]
+        else:
+            if "ratios" not in state:
+                raise HTTPException(503, f"feature store unavailable: {state.get('feature_error')}")
+            frame = pd.DataFrame([i.model_dump() for i in body.instances])
+            # The on-demand view's own function: inline requests get the same ratios as
+            # training and online lookups.
+            derived = state["ratios"].transform({c: frame[c].tolist() for c in frame.columns})
+            for name in ON_DEMAND_FEATURES:
+                frame[name] = derived[name]
+        predictions: list[Prediction] = []
+        if len(frame):
+            probabilities = model.model.predict_proba(model_inputs(frame))[:, 1]
+            decisions = probabilities >= model.threshold
+            ids = (
+                frame[contract.ENTITY_KEY].tolist()
+                if contract.ENTITY_KEY in frame
+                else [None] * len(frame)
+            )
+            predictions = [
+                Prediction(
+                    customer_id=None if i is None or pd.isna(i) else int(i),
+                    churn_probability=float(p),
+                    churn=bool(d),
+                )
+                for i, p, d in zip(ids, probabilities, decisions, strict=True)
+            ]
+            metrics.predictions.labels(churn="true").inc(int(decisions.sum()))
+            metrics.predictions.labels(churn="false").inc(int((~decisions).sum()))
+            log.append(
+                [
+                    {
+                        "customer_id": p.customer_id,
+                        "model_version": model.version,
+                        "churn_probability": p.churn_probability,
+                        "churn": p.churn,
+                        "source": "online" if body.customer_ids is not None else "inline",
+                        **{k: _plain(v) for k, v in row.items() if k in MODEL_FEATURES},
+                    }
+                    for p, row in zip(predictions, frame.to_dict("records"), strict=True)
+                ]
+            )
+        metrics.latency.labels(endpoint="/predict").observe(time.perf_counter() - started)
+        return PredictResponse(
+            model_name=model.name,
+            model_version=model.version,
+            threshold=model.threshold,
+            predictions=predictions,
+            unknown=unknown,
+        )
+
+    app.state.watcher = watcher
+    return app
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

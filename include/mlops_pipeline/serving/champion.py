@@ -1,0 +1,87 @@
+"""The served model: loaded by alias, swapped atomically when the alias moves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_pipeline import registry
+from mlops_pipeline.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    alias: str
+    threshold: float
+    model: Any  # the scikit-learn classifier: predict_proba on ``training.model_inputs``
+    loaded_at: str
+    run_id: str
+
+
+class ChampionWatcher:
+    """Holds the current model; a background thread re-reads the alias every
+    ``poll_seconds`` and loads a new version *before* swapping the reference, so requests
+    always see a complete model (the old one until the new one is ready)."""
+
+    def __init__(self, settings: Settings, alias: str = registry.CHAMPION) -> None:
+        self.settings = settings
+        self.alias = alias
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Load the alias' version if it changed; returns whether a swap happened."""
+        import mlflow
+
+        tracking = registry.client(self.settings)
+        name = self.settings.registered_model_name
+        version = registry.version_for_alias(tracking, name, self.alias)
+        if version is None:
+            self.last_error = f"{name} has no @{self.alias} yet"
+            return False
+        if self.current is not None and self.current.version == str(version.version):
+            return False
+        model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+        threshold = float(version.tags.get(f"{registry.TAG_PREFIX}threshold", "0.5"))
+        self.current = LoadedModel(
+            name=name,
+            version=str(version.version),
+            alias=self.alias,
+            threshold=threshold,
+            model=model,
+            loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            run_id=version.run_id,
+        )
+        self.last_error = None
+        log.info("serving %s v%s (@%s)", name, version.version, self.alias)
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.serving_poll_seconds):
+            try:
+                self.refresh()
+            except Exception as exc:  # keep serving the loaded model; report on /ready
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("model refresh failed: %s", self.last_error)
+
+    def start(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:  # the server starts unready and keeps trying
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        self._thread = threading.Thread(target=self._loop, name="champion-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,216 @@
+"""The model server over real HTTP: a uvicorn process on a free port."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from mlops_pipeline import contract, deployment
+from mlops_pipeline.config import Settings
+from mlops_pipeline.datagen import generate_day
+from mlops_pipeline.feature_store import register_definitions
+from mlops_pipeline.features import OnlineFeatureReader
+from mlops_pipeline.ingestion import ingest_day
+from mlops_pipeline.materialization import days_interval, materialize_interval
+from mlops_pipeline.training import MODEL_FEATURES, TrainingParams, model_inputs
+from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from tests.e2e.conftest import DAYS, ROWS
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory) -> Settings:
+    """Validated days, online features, two trained versions, v1 champion."""
+    settings = Settings(home=tmp_path_factory.mktemp("serving") / "home", min_batch_rows=50)
+    for day in DAYS:
+        generate_day(settings.landing_dir, day, ROWS, file_format="parquet")
+        ingest_day(settings.replace(build_data_docs=False), day)
+    register_definitions(settings)
+    materialize_interval(settings, *days_interval(DAYS))
+    for reason in ("v1", "v2"):
+        request = TrainingRequest(DAYS[-1], 28, TrainingParams(max_iter=40), reason=reason)
+        train_and_register(settings, request)
+    deployment.promote(settings, "1")
+    return settings
+
+
+@pytest.fixture(scope="module")
+def server(platform):
+    port = _free_port()
+    env = {**os.environ, **platform.to_env(), "MLOPS_SERVING_POLL_SECONDS": "0.5"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(process.stderr.read().decode()[-3000:])
+        time.sleep(0.5)
+    else:
+        process.kill()
+        raise RuntimeError("model server did not become ready")
+    yield base
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_health_ready_model_and_metrics(server):
+    assert httpx.get(f"{server}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server}/ready").json()["ready"] is True
+    model = httpx.get(f"{server}/model").json()
+    assert (model["name"], model["version"], model["alias"]) == (
+        "churn-classifier",
+        "1",
+        "champion",
+    )
+    httpx.post(f"{server}/predict", json={"customer_ids": [1, 2, 3]})
+    text = httpx.get(f"{server}/metrics").text
+    assert "churn_request_latency_seconds_bucket" in text
+    assert 'churn_predictions_total{churn="true"}' in text
+    assert 'churn_model_info{alias="champion",name="churn-classifier",version="1"}' in text
+
+
+def test_predictions_match_the_model_loaded_directly(server, platform):
+    import mlflow
+
+    ids = list(range(1, 51))
+    response = httpx.post(f"{server}/predict", json={"customer_ids": ids})
+    assert response.status_code == 200
+    served = response.json()
+    assert served["model_version"] == "1" and served["unknown"] == []
+    mlflow.set_tracking_uri(platform.tracking_uri)
+    model = mlflow.sklearn.load_model("models:/churn-classifier/1")
+    features = OnlineFeatureReader(platform).read(ids)
+    import pandas as pd
+
+    expected = model.predict_proba(model_inputs(pd.DataFrame(features)))[:, 1]
+    got = np.array([p["churn_probability"] for p in served["predictions"]])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert [p["customer_id"] for p in served["predictions"]] == ids
+
+    # The same customer's features inline give the same answer.
+    row = {k: features[k][0] for k in contract.FEATURE_COLUMNS}
+    inline = httpx.post(f"{server}/predict", json={"instances": [row]}).json()
+    assert inline["predictions"][0]["churn_probability"] == pytest.approx(expected[0], abs=1e-12)
+
+
+def test_unknown_customers_get_a_clear_answer(server):
+    response = httpx.post(f"{server}/predict", json={"customer_ids": [1, 10**9]})
+    assert response.status_code == 200
+    body = response.json()
+    assert [p["customer_id"] for p in body["predictions"]] == [1]
+    assert body["unknown"][0]["customer_id"] == 10**9
+    assert "unknown customer" in body["unknown"][0]["error"]
+
+
+def test_bad_payloads_get_a_4xx_with_a_message(server):
+    for payload in (
+        {},
+        {"customer_ids": []},
+        {"customer_ids": ["x"]},
+        {"customer_ids": [1], "instances": []},
+        {"instances": [{"plan": "gold"}]},
+    ):
+        response = httpx.post(f"{server}/predict", json=payload)
+        assert response.status_code == 422, payload
+        assert response.json()["detail"]
+    assert httpx.post(f"{server}/predict", content=b"not json").status_code == 422
+
+
+def test_predictions_are_logged_by_day(server, platform):
+    httpx.post(f"{server}/predict", json={"customer_ids": [5]})
+    folder = platform.home / "predictions" / f"date={dt.datetime.now(dt.UTC).date().isoformat()}"
+    records = [
+        json.loads(line) for f in folder.glob("*.jsonl") for line in f.read_text().splitlines()
+    ]
+    mine = [r for r in records if r["customer_id"] == 5]
+    assert mine and mine[-1]["model_version"] in {"1", "2"}
+    assert set(MODEL_FEATURES) <= set(mine[-1])
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+near_valid = st.fixed_dictionaries(
+    {},
+    optional={
+        "customer_ids": st.lists(st.integers(-5, 10**12) | st.text(max_size=3), max_size=5),
+        "instances": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={name: json_values for name in contract.FEATURE_COLUMNS},
+            ),
+            max_size=3,
+        ),
+    },
+)
+
+
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=json_values | near_valid)
+def test_fuzzed_payloads_never_produce_a_5xx(server, payload):
+    response = httpx.post(f"{server}/predict", content=json.dumps(payload, allow_nan=True))
+    assert response.status_code < 500, (payload, response.text)
+
+
+def test_alias_change_is_picked_up_without_dropping_requests(server, platform):
+    statuses: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client() as session:
+            while not stop.is_set():
+                response = session.post(f"{server}/predict", json={"customer_ids": [1, 2]})
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    versions.add(response.json()["model_version"])
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        time.sleep(1)
+        deployment.promote(platform, "2")
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{server}/model").json()["version"] != "2":
+            assert time.monotonic() < deadline, "the server never picked up the new champion"
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        stop.set()
+        thread.join()
+    assert statuses and set(statuses) == {200}, f"{len(statuses)} requests: {set(statuses)}"
+    assert versions == {"1", "2"}
