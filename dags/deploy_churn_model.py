@@ -14,6 +14,9 @@ Runs when `train_churn_model` emits the Asset `churn_model_challenger` (or by ha
 2. **promote** (gates passed): `previous_champion` -> the old champion, `champion` -> the
    challenger, both re-read and verified. **reject** (gates failed): the challenger version is
    tagged with the reasons; the champion is untouched.
+   With `MLOPS_SERVING_URL` set, a smoke test then asks the running model server for the new
+   version (`GET /model`, `POST /predict`) until `MLOPS_SMOKE_TIMEOUT_SECONDS`; if it does
+   not serve it, the aliases are put back automatically and the run fails with the reason.
 3. Either way a **decision record** (JSON and Markdown: both models, the holdout window and
    partitions, every gate with value, threshold and verdict, the Airflow run) is logged on the
    challenger's run and kept under `MLOPS_HOME/reports/decisions`.
@@ -76,25 +79,39 @@ def deploy_churn_model():
 
     @task(pool=ALIAS_WRITES_POOL, multiple_outputs=False)
     def promote(evaluation: dict, dag_run=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
 
         settings = get_settings()
         version = evaluation["challenger"]["version"]
+        airflow = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id}
         aliases = deployment.promote(settings, version)
-        deployment.tag_decision(settings, version, "promoted", [])
+        outcome, reasons, smoke = "promoted", [], None
+        if settings.serving_url:
+            try:
+                smoke = deployment.smoke_test(settings, version)
+            except deployment.SmokeTestFailed as exc:
+                aliases = deployment.undo_promotion(settings, aliases)
+                outcome, reasons = "rolled back (smoke test failed)", [str(exc)]
+        deployment.tag_decision(settings, version, outcome, reasons)
         record = deployment.decision_record(
             "promote",
-            "promoted",
+            outcome,
             evaluation["model_name"],
             version,
-            evaluation,
+            {**evaluation, "smoke_test": smoke},
+            reasons=reasons,
             aliases=aliases,
-            airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id},
+            airflow=airflow,
         )
         path = deployment.write_decision_record(
             settings, record, evaluation["challenger"]["run_id"]
         )
+        if reasons:
+            # Deterministic: the server did not take the model; a retry would promote again.
+            raise AirflowFailException(f"promotion of v{version} rolled back: {reasons[0]}")
         return {"aliases": aliases, "decision_record": str(path)}
 
     @task(multiple_outputs=False)

@@ -114,6 +114,12 @@ class Settings(BaseModel):
         description="Base URL of the running model server, for the post-promotion smoke test "
         "(empty: no smoke test).",
     )
+    smoke_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="After a promotion, how long the model server has to serve the new version "
+        "before the promotion is rolled back.",
+    )
     online_check_sample: int = Field(
         default=200, ge=1, description="Customers checked in the online store after materializing."
     )

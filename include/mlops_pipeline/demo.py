@@ -45,6 +45,13 @@ def run_demo(settings: Settings) -> list[dict]:
                 conf={"window_end": day.isoformat(), "reason": "features"},
             )
             model = _trained_version(settings, trained, airflow_runner)
+            if model.endswith("challenger"):
+                # What churn_model_challenger triggers: the gated deployment.
+                deployed = airflow_runner.run_dag(
+                    "deploy_churn_model", conf={"version": model.split()[0].lstrip("v")}
+                )
+                states = airflow_runner.task_states(deployed)
+                model += " -> champion" if states.get("promote") == "success" else " rejected"
         report_path = settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json"
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
         rows.append(
@@ -75,7 +82,56 @@ def run_demo(settings: Settings) -> list[dict]:
         f"{settings.tracking_uri} --port 5000"
     )
     print("State summary:        .venv/bin/mlops-pipeline status")
+    _show_live_predictions(settings)
     return rows
+
+
+def _show_live_predictions(settings: Settings) -> None:
+    """Start the model server, ask it for a few customers, stop it."""
+    import os
+    import socket
+    import subprocess
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(port)],
+        env={**os.environ, **settings.to_env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        else:
+            print("\nModel server did not become ready (is there a champion?)")
+            return
+        answer = httpx.post(f"{base}/predict", json={"customer_ids": [1, 2, 3, 42, 10**9]})
+        body = answer.json()
+        print(
+            f"\nLive predictions from {base} (model v{body['model_version']}, "
+            f"threshold {body['threshold']:.3f}):"
+        )
+        for prediction in body["predictions"]:
+            print(
+                f"  customer {prediction['customer_id']:>6}: p(churn)="
+                f"{prediction['churn_probability']:.3f} churn={prediction['churn']}"
+            )
+        for unknown in body["unknown"]:
+            print(f"  customer {unknown['customer_id']}: {unknown['error']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def _trained_version(settings: Settings, dag_run, airflow_runner) -> str:

@@ -328,3 +328,47 @@ def latest_decisions(settings: Settings, limit: int = 5) -> list[dict[str, Any]]
         {k: r.get(k) for k in ("decided_at", "action", "outcome", "version", "reasons")}
         for r in reversed(records)
     ]
+
+
+class SmokeTestFailed(RuntimeError):
+    """The serving endpoint did not serve the promoted version in time."""
+
+
+def smoke_test(settings: Settings, version: str) -> dict[str, Any]:
+    """Ask the running model server for ``version`` until the timeout: ``GET /model`` must
+    report it and ``POST /predict`` must answer with it."""
+    import httpx
+
+    base = settings.serving_url.rstrip("/")
+    deadline = time.monotonic() + settings.smoke_timeout_seconds
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            served = httpx.get(f"{base}/model", timeout=5).json().get("version")
+            if served == version:
+                answer = httpx.post(f"{base}/predict", json={"customer_ids": [1]}, timeout=10)
+                if answer.status_code == 200 and answer.json()["model_version"] == version:
+                    return {"url": base, "version": version, "status": answer.status_code}
+                last = f"/predict answered {answer.status_code}: {answer.text[:200]}"
+            else:
+                last = f"/model serves version {served}"
+        except (httpx.HTTPError, ValueError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(1)
+    raise SmokeTestFailed(
+        f"{base} did not serve version {version} within {settings.smoke_timeout_seconds:.0f} s "
+        f"(last: {last})"
+    )
+
+
+def undo_promotion(settings: Settings, aliases: dict[str, str | None]) -> dict[str, str | None]:
+    """Put ``champion`` back where it was before ``promote`` (or remove it for a first model)."""
+    tracking = registry.client(settings)
+    name = settings.registered_model_name
+    previous = aliases.get("previous_champion")
+    if previous:
+        tracking.set_registered_model_alias(name, registry.CHAMPION, previous)
+        _verify(tracking, name, registry.CHAMPION, previous)
+    else:
+        tracking.delete_registered_model_alias(name, registry.CHAMPION)
+    return {"champion": previous, "rolled_back_from": aliases.get("champion")}

@@ -39,7 +39,12 @@ def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
         "features": {"materialized": materialized_ranges(settings)},
         "models": {
             "registered_model": settings.registered_model_name,
-            "versions": _model_versions(settings),
+            "versions": (versions := _model_versions(settings)),
+            "aliases": {
+                alias: next((v["version"] for v in versions if alias in v["aliases"]), None)
+                for alias in ("champion", "challenger", "previous_champion")
+            },
+            "last_decisions": _decisions(settings),
         },
     }
 
@@ -51,3 +56,9 @@ def _model_versions(settings: Settings) -> list[dict[str, Any]]:
     if not settings.mlflow_tracking_uri and not embedded_db.exists():
         return []  # nothing trained yet; do not create an empty tracking store just to look
     return registered_versions(settings)
+
+
+def _decisions(settings: Settings) -> list[dict[str, Any]]:
+    from mlops_pipeline.deployment import latest_decisions
+
+    return latest_decisions(settings)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 
 from mlops_pipeline import deployment, registry
+from mlops_pipeline.status import platform_status
 from mlops_pipeline.training import TrainingParams
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
 from tests.e2e.conftest import DAYS
@@ -63,6 +65,9 @@ def test_good_challenger_is_promoted_and_a_worse_one_rejected(runner, lake):
     version = tracking.get_model_version(MODEL, "2")
     assert version.tags["mlops.decision"] == "rejected"
     assert "regression:roc_auc" in version.tags["mlops.decision_reasons"]
+    models = platform_status(lake)["models"]
+    assert models["aliases"] == {"champion": "1", "challenger": "2", "previous_champion": None}
+    assert [d["outcome"] for d in models["last_decisions"]] == ["rejected", "promoted"]
     # Both models were scored on the same frozen holdout.
     assert evaluation["holdout"]["rows"] == 3 * 800
     assert [p["date"] for p in evaluation["holdout"]["partitions"]] == [
@@ -91,3 +96,21 @@ def test_rollback_restores_the_previous_version(runner, lake):
     run = runner.run_dag("rollback_churn_model", conf={"target": "1"})
     assert str(run.state) == "failed"
     assert _alias(tracking, registry.CHAMPION) == "1"
+
+
+def test_a_failing_smoke_test_rolls_the_promotion_back(runner, lake, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("MLOPS_SMOKE_TIMEOUT_SECONDS", "2")
+    tracking = registry.client(lake)
+    _train(lake, GOOD, "first")
+    run = runner.run_dag("deploy_churn_model", conf={"version": "1"})
+    assert str(run.state) == "failed"
+    assert runner.task_states(run)["promote"] == "failed"
+    assert _alias(tracking, registry.CHAMPION) is None, "the first model's promotion is undone"
+    record = _records(lake)[-1]
+    assert record["outcome"] == "rolled back (smoke test failed)"
+    assert "did not serve version 1" in record["reasons"][0]
+    assert tracking.get_model_version(MODEL, "1").tags["mlops.decision"].startswith("rolled back")
