@@ -11,7 +11,10 @@ Runs when `train_churn_model` emits the Asset `churn_model_challenger` (or by ha
    regressing beyond its margin, calibration (Brier), p99 single-row latency and model size
    budgets, and a signature the serving schema accepts. The first model only has to clear
    the floors and budgets.
-2. **promote** (gates passed): `previous_champion` -> the old champion, `champion` -> the
+2. With `MLOPS_REQUIRE_APPROVAL=true`, a passing challenger waits in **approve** (Airflow's
+   human-in-the-loop `ApprovalOperator`: the UI's Required Actions show the gate report);
+   "Reject" skips the promotion and is recorded with the approver's name.
+   **promote** (gates passed, approved): `previous_champion` -> the old champion, `champion` -> the
    challenger, both re-read and verified. **reject** (gates failed): the challenger version is
    tagged with the reasons; the champion is untouched.
    With `MLOPS_SERVING_URL` set, a smoke test then asks the running model server for the new
@@ -29,8 +32,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
+from mlops_pipeline.approval import PromotionApproval
 from mlops_pipeline.assets import ALIAS_WRITES_POOL, churn_model_challenger
 
 
@@ -75,18 +79,49 @@ def deploy_churn_model():
 
     @task.branch
     def decide(evaluation: dict) -> str:
-        return "promote" if evaluation["gates"]["passed"] else "reject"
+        from mlops_pipeline.config import get_settings
 
-    @task(pool=ALIAS_WRITES_POOL, multiple_outputs=False)
-    def promote(evaluation: dict, dag_run=None) -> dict:
+        if not evaluation["gates"]["passed"]:
+            return "reject"
+        return "approve" if get_settings().require_approval else "auto_approve"
+
+    @task
+    def auto_approve() -> str:
+        return "gates (MLOPS_REQUIRE_APPROVAL is off)"
+
+    approve = PromotionApproval(
+        task_id="approve",
+        promote_task_id="promote",
+        reject_task_id="record_approver_rejection",
+        subject=(
+            "Promote {{ ti.xcom_pull(task_ids='evaluate')['model_name'] }} "
+            "v{{ ti.xcom_pull(task_ids='evaluate')['challenger']['version'] }} to champion?"
+        ),
+        body="{{ ti.xcom_pull(task_ids='evaluate')['report_markdown'] }}",
+        response_timeout=dt.timedelta(days=3),
+        retries=0,
+    )
+
+    @task(
+        pool=ALIAS_WRITES_POOL,
+        multiple_outputs=False,
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+    )
+    def promote(dag_run=None, ti=None) -> dict:
+        # The evaluation is pulled, not passed: an XCom argument would make `evaluate` an
+        # upstream, and its success alone would satisfy this trigger rule on the reject path.
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
 
+        evaluation = ti.xcom_pull(task_ids="evaluate")
         settings = get_settings()
         version = evaluation["challenger"]["version"]
         airflow = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id}
+        decided_by = _approver(ti.xcom_pull(task_ids="approve", key="answer")) or ti.xcom_pull(
+            task_ids="auto_approve"
+        )
         aliases = deployment.promote(settings, version)
         outcome, reasons, smoke = "promoted", [], None
         if settings.serving_url:
@@ -105,6 +140,7 @@ def deploy_churn_model():
             reasons=reasons,
             aliases=aliases,
             airflow=airflow,
+            decided_by=decided_by,
         )
         path = deployment.write_decision_record(
             settings, record, evaluation["challenger"]["run_id"]
@@ -140,8 +176,43 @@ def deploy_churn_model():
         print("challenger rejected:\n" + "\n".join(reasons))
         return {"reasons": reasons, "decision_record": str(path)}
 
+    @task(multiple_outputs=False)
+    def record_approver_rejection(evaluation: dict, dag_run=None, ti=None) -> dict:
+        """The approver chose "Reject": the promotion is skipped; record who and why."""
+        from mlops_pipeline import deployment
+        from mlops_pipeline.config import get_settings
+
+        settings = get_settings()
+        approver = _approver(ti.xcom_pull(task_ids="approve", key="answer"))
+        version = evaluation["challenger"]["version"]
+        reasons = [f"rejected by {approver}"]
+        deployment.tag_decision(settings, version, "rejected", reasons)
+        record = deployment.decision_record(
+            "promote",
+            "rejected",
+            evaluation["model_name"],
+            version,
+            evaluation,
+            reasons=reasons,
+            decided_by=approver,
+            airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id},
+        )
+        path = deployment.write_decision_record(
+            settings, record, evaluation["challenger"]["run_id"]
+        )
+        return {"reasons": reasons, "decision_record": str(path)}
+
     evaluation = evaluate()
-    decide(evaluation) >> [promote(evaluation), reject(evaluation)]
+    automatic = auto_approve()
+    decide(evaluation) >> [automatic, approve, reject(evaluation)]
+    [automatic, approve] >> promote()
+    approve >> record_approver_rejection(evaluation)
+
+
+def _approver(answer: dict | None) -> str | None:
+    if not answer:
+        return None
+    return f"{answer['by']} (Airflow HITL: {', '.join(answer['chosen'])} at {answer['at']})"
 
 
 deploy_churn_model()

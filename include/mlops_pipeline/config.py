@@ -114,6 +114,11 @@ class Settings(BaseModel):
         description="Base URL of the running model server, for the post-promotion smoke test "
         "(empty: no smoke test).",
     )
+    require_approval: bool = Field(
+        default=False,
+        description="Promotions that pass the gates also wait for a human approval in the "
+        "Airflow UI (HITL), which shows the gate report.",
+    )
     smoke_timeout_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -144,13 +144,20 @@ class Evaluation:
     report: GateReport
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        as_dict = {
             "model_name": self.model_name,
             "challenger": self.challenger.to_dict(),
             "champion": self.champion.to_dict() if self.champion else None,
             "holdout": self.holdout.to_dict(),
             "gates": self.report.to_dict(),
         }
+        # What an approver reads in the Airflow UI before deciding.
+        as_dict["report_markdown"] = decision_markdown(
+            decision_record(
+                "promote", "awaiting decision", self.model_name, self.challenger.version, as_dict
+            )
+        )
+        return as_dict
 
 
 def evaluate_challenger(

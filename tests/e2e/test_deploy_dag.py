@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 
 from mlops_pipeline import deployment, registry
 from mlops_pipeline.status import platform_status
 from mlops_pipeline.training import TrainingParams
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
 from tests.e2e.conftest import DAYS
+from tests.e2e.helpers import answer_pending_approval
 
 MODEL = "churn-classifier"
 GOOD = TrainingParams(max_iter=60)
@@ -114,3 +117,56 @@ def test_a_failing_smoke_test_rolls_the_promotion_back(runner, lake, monkeypatch
     assert record["outcome"] == "rolled back (smoke test failed)"
     assert "did not serve version 1" in record["reasons"][0]
     assert tracking.get_model_version(MODEL, "1").tags["mlops.decision"].startswith("rolled back")
+
+
+def _approve_in_background(option: str, user: str) -> tuple[threading.Thread, list[str]]:
+    """A reviewer who answers the pending approval as soon as it appears."""
+    seen: list[str] = []
+
+    def reviewer() -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if answer_pending_approval("deploy_churn_model", "approve", option, user):
+                seen.append(option)
+                return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=reviewer, daemon=True)
+    thread.start()
+    return thread, seen
+
+
+def test_required_approval_promotes_only_after_a_human_approves(runner, lake, monkeypatch):
+    monkeypatch.setenv("MLOPS_REQUIRE_APPROVAL", "true")
+    tracking = registry.client(lake)
+    _train(lake, GOOD, "first")
+    reviewer, answered = _approve_in_background("Approve", "alice")
+    run = runner.run_dag("deploy_churn_model", conf={"version": "1"})
+    reviewer.join(timeout=5)
+    states = runner.task_states(run)
+    assert answered == ["Approve"], f"the run never waited for approval: {states}"
+    assert str(run.state) == "success", states
+    assert (states["approve"], states["auto_approve"], states["promote"]) == (
+        "success",
+        "skipped",
+        "success",
+    )
+    assert _alias(tracking, registry.CHAMPION) == "1"
+    record = _records(lake)[-1]
+    assert record["outcome"] == "promoted" and record["decided_by"].startswith("alice")
+
+
+def test_an_approver_can_reject_a_passing_challenger(runner, lake, monkeypatch):
+    monkeypatch.setenv("MLOPS_REQUIRE_APPROVAL", "true")
+    tracking = registry.client(lake)
+    _train(lake, GOOD, "first")
+    reviewer, answered = _approve_in_background("Reject", "bob")
+    run = runner.run_dag("deploy_churn_model", conf={"version": "1"})
+    reviewer.join(timeout=5)
+    states = runner.task_states(run)
+    assert answered == ["Reject"]
+    assert (states["promote"], states["record_approver_rejection"]) == ("skipped", "success")
+    assert _alias(tracking, registry.CHAMPION) is None
+    record = _records(lake)[-1]
+    assert record["outcome"] == "rejected" and record["reasons"][0].startswith("rejected by bob")
+    assert tracking.get_model_version(MODEL, "1").tags["mlops.decision"] == "rejected"
