@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,17 +23,12 @@ import httpx
 
 from bench.common import save
 from bench.features import D0, _lake
+from mlops_pipeline.serving.process import free_port
 
 CUSTOMERS = 5_000
 DAYS = 9
 DURATION_S = 10
 CONCURRENCY = (1, 8)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
@@ -130,7 +124,7 @@ def run() -> dict:
         # mlflow's scoring server execs `uvicorn` by name.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    ours_port, mlflow_port = _free_port(), _free_port()
+    ours_port, mlflow_port = free_port(), free_port()
     ours = subprocess.Popen(
         [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(ours_port)],
         env=env,

@@ -130,20 +130,14 @@ def deploy_churn_model():
             except deployment.SmokeTestFailed as exc:
                 aliases = deployment.undo_promotion(settings, aliases)
                 outcome, reasons = "rolled back (smoke test failed)", [str(exc)]
-        deployment.tag_decision(settings, version, outcome, reasons)
-        record = deployment.decision_record(
-            "promote",
-            outcome,
-            evaluation["model_name"],
-            version,
+        path = deployment.record_decision(
+            settings,
             {**evaluation, "smoke_test": smoke},
+            outcome,
+            airflow,
             reasons=reasons,
             aliases=aliases,
-            airflow=airflow,
             decided_by=decided_by,
-        )
-        path = deployment.write_decision_record(
-            settings, record, evaluation["challenger"]["run_id"]
         )
         if reasons:
             # Deterministic: the server did not take the model; a retry would promote again.
@@ -155,23 +149,15 @@ def deploy_churn_model():
         from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
 
-        settings = get_settings()
-        version = evaluation["challenger"]["version"]
         reasons = [
             f"{c['name']}: {c['detail']}" for c in evaluation["gates"]["checks"] if not c["passed"]
         ]
-        deployment.tag_decision(settings, version, "rejected", reasons)
-        record = deployment.decision_record(
-            "promote",
-            "rejected",
-            evaluation["model_name"],
-            version,
+        path = deployment.record_decision(
+            get_settings(),
             evaluation,
+            "rejected",
+            {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id},
             reasons=reasons,
-            airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id},
-        )
-        path = deployment.write_decision_record(
-            settings, record, evaluation["challenger"]["run_id"]
         )
         print("challenger rejected:\n" + "\n".join(reasons))
         return {"reasons": reasons, "decision_record": str(path)}
@@ -182,23 +168,15 @@ def deploy_churn_model():
         from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
 
-        settings = get_settings()
         approver = _approver(ti.xcom_pull(task_ids="approve", key="answer"))
-        version = evaluation["challenger"]["version"]
         reasons = [f"rejected by {approver}"]
-        deployment.tag_decision(settings, version, "rejected", reasons)
-        record = deployment.decision_record(
-            "promote",
-            "rejected",
-            evaluation["model_name"],
-            version,
+        path = deployment.record_decision(
+            get_settings(),
             evaluation,
+            "rejected",
+            {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id},
             reasons=reasons,
             decided_by=approver,
-            airflow={"dag_id": dag_run.dag_id, "run_id": dag_run.run_id},
-        )
-        path = deployment.write_decision_record(
-            settings, record, evaluation["challenger"]["run_id"]
         )
         return {"reasons": reasons, "decision_record": str(path)}
 

@@ -88,50 +88,28 @@ def run_demo(settings: Settings) -> list[dict]:
 
 def _show_live_predictions(settings: Settings) -> None:
     """Start the model server, ask it for a few customers, stop it."""
-    import os
-    import socket
-    import subprocess
-
     import httpx
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(port)],
-        env={**os.environ, **settings.to_env()},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    from mlops_pipeline.serving.process import running_server
+
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        else:
-            print("\nModel server did not become ready (is there a champion?)")
-            return
-        answer = httpx.post(f"{base}/predict", json={"customer_ids": [1, 2, 3, 42, 10**9]})
-        body = answer.json()
+        with running_server(settings) as base:
+            answer = httpx.post(f"{base}/predict", json={"customer_ids": [1, 2, 3, 42, 10**9]})
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"\nModel server did not start (is there a champion?): {exc}")
+        return
+    body = answer.json()
+    print(
+        f"\nLive predictions from {base} (model v{body['model_version']}, "
+        f"threshold {body['threshold']:.3f}):"
+    )
+    for prediction in body["predictions"]:
         print(
-            f"\nLive predictions from {base} (model v{body['model_version']}, "
-            f"threshold {body['threshold']:.3f}):"
+            f"  customer {prediction['customer_id']:>6}: p(churn)="
+            f"{prediction['churn_probability']:.3f} churn={prediction['churn']}"
         )
-        for prediction in body["predictions"]:
-            print(
-                f"  customer {prediction['customer_id']:>6}: p(churn)="
-                f"{prediction['churn_probability']:.3f} churn={prediction['churn']}"
-            )
-        for unknown in body["unknown"]:
-            print(f"  customer {unknown['customer_id']}: {unknown['error']}")
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    for unknown in body["unknown"]:
+        print(f"  customer {unknown['customer_id']}: {unknown['error']}")
 
 
 def _trained_version(settings: Settings, dag_run, airflow_runner) -> str:

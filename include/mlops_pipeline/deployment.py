@@ -379,3 +379,29 @@ def undo_promotion(settings: Settings, aliases: dict[str, str | None]) -> dict[s
     else:
         tracking.delete_registered_model_alias(name, registry.CHAMPION)
     return {"champion": previous, "rolled_back_from": aliases.get("champion")}
+
+
+def record_decision(
+    settings: Settings,
+    evaluation: dict[str, Any],
+    outcome: str,
+    airflow: dict[str, str],
+    reasons: list[str] | None = None,
+    aliases: dict[str, Any] | None = None,
+    decided_by: str = "gates",
+) -> Path:
+    """Tag the challenger version with the outcome and write its decision record."""
+    version = evaluation["challenger"]["version"]
+    tag_decision(settings, version, outcome, reasons or [])
+    record = decision_record(
+        "promote",
+        outcome,
+        evaluation["model_name"],
+        version,
+        evaluation,
+        reasons=reasons,
+        aliases=aliases,
+        decided_by=decided_by,
+        airflow=airflow,
+    )
+    return write_decision_record(settings, record, evaluation["challenger"]["run_id"])

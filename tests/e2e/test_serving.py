@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -25,15 +21,10 @@ from mlops_pipeline.feature_store import register_definitions
 from mlops_pipeline.features import OnlineFeatureReader
 from mlops_pipeline.ingestion import ingest_day
 from mlops_pipeline.materialization import days_interval, materialize_interval
+from mlops_pipeline.serving.process import running_server
 from mlops_pipeline.training import MODEL_FEATURES, TrainingParams, model_inputs
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
 from tests.e2e.conftest import DAYS, ROWS
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -54,31 +45,8 @@ def platform(tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="module")
 def server(platform):
-    port = _free_port()
-    env = {**os.environ, **platform.to_env(), "MLOPS_SERVING_POLL_SECONDS": "0.5"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode()[-3000:])
-        time.sleep(0.5)
-    else:
-        process.kill()
-        raise RuntimeError("model server did not become ready")
-    yield base
-    process.terminate()
-    process.wait(timeout=20)
+    with running_server(platform, {"MLOPS_SERVING_POLL_SECONDS": "0.5"}) as base:
+        yield base
 
 
 def test_health_ready_model_and_metrics(server):

@@ -1,0 +1,57 @@
+"""Run the model server as a child process (the demo, tests and benchmarks use this)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Generator
+
+from mlops_pipeline.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(
+    settings: Settings, extra_env: dict[str, str] | None = None, timeout_s: float = 120
+) -> Generator[str]:
+    """Start ``mlops-pipeline serve`` on a free port for ``settings``; yield its base URL once
+    ``/ready`` answers 200; stop it on exit."""
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(port)],
+        env={**os.environ, **settings.to_env(), **(extra_env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"model server exited: {process.stderr.read().decode()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"model server at {base} not ready after {timeout_s:.0f} s")
+            time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
