@@ -30,7 +30,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS = os.environ.get("MLOPS_BENCH_REDIS", "127.0.0.1:6379")
 
 
-def _lake(home: Path, customers: int, days: int):
+def build_lake(home: Path, customers: int, days: int):
     from mlops_pipeline.config import Settings
     from mlops_pipeline.datagen import generate_day
     from mlops_pipeline.ingestion import ingest_day
@@ -114,7 +114,7 @@ def run() -> dict:
     results: dict = {}
     root = Path(tempfile.mkdtemp(prefix="bench-features-"))
     # 1M rows into Redis on the production profile.
-    settings = _lake(root / "big", customers=50_000, days=20)
+    settings = build_lake(root / "big", customers=50_000, days=20)
     registry_url, drop_database = _postgres_database()
     production = settings.replace(
         profile="production",
@@ -143,7 +143,7 @@ def run() -> dict:
     shutil.rmtree(root / "big")
 
     # Training set: 30 days x 20,000 customers, fresh processes, median of 3.
-    history = _lake(root / "history", customers=20_000, days=30)
+    history = build_lake(root / "history", customers=20_000, days=30)
     register_definitions(history)
     runs = [
         run_python(

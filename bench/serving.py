@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import save
-from bench.features import D0, _lake
+from bench.features import D0, build_lake
 from mlops_pipeline.serving.process import free_port
 
 CUSTOMERS = 5_000
@@ -94,7 +94,7 @@ def run() -> dict:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk); `make bench` installs it")
     root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    settings = _lake(root, customers=CUSTOMERS, days=DAYS)
+    settings = build_lake(root, customers=CUSTOMERS, days=DAYS)
     register_definitions(settings)
     days = [D0 + dt.timedelta(days=i) for i in range(DAYS)]
     materialize_interval(settings, *days_interval(days))

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import median, run_python, save
-from bench.features import D0, _lake
+from bench.features import D0, build_lake
 
 DAYS = 30
 CUSTOMERS = 20_000
@@ -41,7 +41,7 @@ def run() -> dict:
     from mlops_pipeline.feature_store import register_definitions
 
     root = Path(tempfile.mkdtemp(prefix="bench-training-"))
-    settings = _lake(root, customers=CUSTOMERS, days=DAYS)
+    settings = build_lake(root, customers=CUSTOMERS, days=DAYS)
     register_definitions(settings)
     window_end = D0 + dt.timedelta(days=DAYS - 1)
     runs = [

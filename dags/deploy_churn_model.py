@@ -149,9 +149,7 @@ def deploy_churn_model():
         from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
 
-        reasons = [
-            f"{c['name']}: {c['detail']}" for c in evaluation["gates"]["checks"] if not c["passed"]
-        ]
+        reasons = evaluation["gates"]["reasons"]
         path = deployment.record_decision(
             get_settings(),
             evaluation,

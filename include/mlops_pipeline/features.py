@@ -91,7 +91,3 @@ class OnlineFeatureReader:
             features=self.service,
             entity_rows=[{contract.ENTITY_KEY: int(k)} for k in customer_ids],
         ).to_dict()
-
-
-def online_features(settings: Settings, customer_ids: Sequence[int]) -> dict[str, list[Any]]:
-    return OnlineFeatureReader(settings).read(customer_ids)

@@ -95,6 +95,7 @@ class GateReport:
             "passed": self.passed,
             "first_model": self.first_model,
             "checks": [c.to_dict() for c in self.checks],
+            "reasons": self.reasons(),
         }
 
 

@@ -78,7 +78,6 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
         model = watcher.current
         if model is None:
             raise HTTPException(503, f"no model loaded yet: {watcher.last_error}")
-        metrics.model.info({"name": model.name, "version": model.version, "alias": model.alias})
         return model
 
     @app.get("/health")
@@ -106,6 +105,9 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
 
     @app.get("/metrics")
     def prometheus() -> Response:
+        model = watcher.current
+        if model is not None:
+            metrics.model.info({"name": model.name, "version": model.version, "alias": model.alias})
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/predict", response_model=PredictResponse)
