@@ -7,8 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -29,7 +28,7 @@ from mlops_pipeline.serving.schemas import (
     PredictResponse,
     UnknownCustomer,
 )
-from mlops_pipeline.training import MODEL_FEATURES, model_inputs
+from mlops_pipeline.training import MODEL_FEATURES
 
 
 class Metrics:
@@ -71,6 +70,7 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
             state["feature_error"] = f"{type(exc).__name__}: {exc}"
         yield
         watcher.stop()
+        log.close()
 
     app = FastAPI(title="churn-classifier model server", lifespan=lifespan)
 
@@ -111,48 +111,54 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/predict", response_model=PredictResponse)
-    def predict(body: PredictRequest, request: Request) -> PredictResponse:
+    def predict(body: PredictRequest) -> PredictResponse:
         started = time.perf_counter()
         model = _model()
         unknown: list[UnknownCustomer] = []
         if body.customer_ids is not None:
             if "reader" not in state:
                 raise HTTPException(503, f"feature store unavailable: {state.get('feature_error')}")
-            served = state["reader"].read(body.customer_ids)
-            frame = pd.DataFrame(served)
-            known = frame["monthly_charges"].notna().to_numpy()
+            columns = state["reader"].read(body.customer_ids)
+            # A customer the online store has never seen comes back with every feature None.
+            known = [v is not None for v in columns["monthly_charges"]]
             unknown = [
-                UnknownCustomer(customer_id=int(i)) for i in frame.loc[~known, contract.ENTITY_KEY]
+                UnknownCustomer(customer_id=int(i))
+                for i, k in zip(columns[contract.ENTITY_KEY], known, strict=True)
+                if not k
             ]
-            frame = frame.loc[known]
+            if not all(known):
+                columns = {
+                    n: [v for v, k in zip(vs, known, strict=True) if k] for n, vs in columns.items()
+                }
+            source = "online"
         else:
             if "ratios" not in state:
                 raise HTTPException(503, f"feature store unavailable: {state.get('feature_error')}")
-            frame = pd.DataFrame([i.model_dump() for i in body.instances])
+            rows = [i.model_dump() for i in body.instances]
+            columns = {name: [r[name] for r in rows] for name in rows[0]}
             # The on-demand view's own function: inline requests get the same ratios as
             # training and online lookups.
-            derived = state["ratios"].transform({c: frame[c].tolist() for c in frame.columns})
-            for name in ON_DEMAND_FEATURES:
-                frame[name] = derived[name]
+            derived = state["ratios"].transform(columns)
+            columns.update({name: list(derived[name]) for name in ON_DEMAND_FEATURES})
+            source = "inline"
         predictions: list[Prediction] = []
-        if len(frame):
-            probabilities = model.model.predict_proba(model_inputs(frame))[:, 1]
+        if columns[contract.ENTITY_KEY]:
+            probabilities = model.scorer.predict_proba(columns)
             decisions = probabilities >= model.threshold
-            ids = (
-                frame[contract.ENTITY_KEY].tolist()
-                if contract.ENTITY_KEY in frame
-                else [None] * len(frame)
-            )
             predictions = [
                 Prediction(
-                    customer_id=None if i is None or pd.isna(i) else int(i),
+                    customer_id=None if i is None else int(i),
                     churn_probability=float(p),
                     churn=bool(d),
                 )
-                for i, p, d in zip(ids, probabilities, decisions, strict=True)
+                for i, p, d in zip(
+                    columns[contract.ENTITY_KEY], probabilities, decisions, strict=True
+                )
             ]
-            metrics.predictions.labels(churn="true").inc(int(decisions.sum()))
-            metrics.predictions.labels(churn="false").inc(int((~decisions).sum()))
+            positives = int(decisions.sum())
+            metrics.predictions.labels(churn="true").inc(positives)
+            metrics.predictions.labels(churn="false").inc(len(predictions) - positives)
+            features = {n: columns[n] for n in MODEL_FEATURES}
             log.append(
                 [
                     {
@@ -160,10 +166,10 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
                         "model_version": model.version,
                         "churn_probability": p.churn_probability,
                         "churn": p.churn,
-                        "source": "online" if body.customer_ids is not None else "inline",
-                        **{k: _plain(v) for k, v in row.items() if k in MODEL_FEATURES},
+                        "source": source,
+                        **{n: _plain(values[row]) for n, values in features.items()},
                     }
-                    for p, row in zip(predictions, frame.to_dict("records"), strict=True)
+                    for row, p in enumerate(predictions)
                 ]
             )
         metrics.latency.labels(endpoint="/predict").observe(time.perf_counter() - started)

@@ -10,6 +10,7 @@ from typing import Any
 
 from mlops_pipeline import registry
 from mlops_pipeline.config import Settings
+from mlops_pipeline.serving.scorer import Scorer, scorer_for
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class LoadedModel:
     alias: str
     threshold: float
     model: Any  # the scikit-learn classifier: predict_proba on ``training.model_inputs``
+    scorer: Scorer  # how requests are scored: the model, compiled when that is exact
     loaded_at: str
     run_id: str
 
@@ -51,6 +53,7 @@ class ChampionWatcher:
         if self.current is not None and self.current.version == str(version.version):
             return False
         model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+        scorer = scorer_for(model)
         threshold = float(version.tags.get(f"{registry.TAG_PREFIX}threshold", "0.5"))
         self.current = LoadedModel(
             name=name,
@@ -58,11 +61,12 @@ class ChampionWatcher:
             alias=self.alias,
             threshold=threshold,
             model=model,
+            scorer=scorer,
             loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             run_id=version.run_id,
         )
         self.last_error = None
-        log.info("serving %s v%s (@%s)", name, version.version, self.alias)
+        log.info("serving %s v%s (@%s, %s scorer)", name, version.version, self.alias, scorer.kind)
         return True
 
     def _loop(self) -> None:

@@ -8,13 +8,16 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 class PredictionLog:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._lock = threading.Lock()
+        # The day's file stays open: opening it per request cost more than the model.
+        self._path: Path | None = None
+        self._handle: IO[str] | None = None
 
     def path_for(self, day: dt.date) -> Path:
         return self.root / f"date={day.isoformat()}" / f"predictions-{os.getpid()}.jsonl"
@@ -27,6 +30,19 @@ class PredictionLog:
         stamp = now.isoformat(timespec="milliseconds")
         lines = "".join(json.dumps({"ts": stamp, **r}, default=str) + "\n" for r in records)
         with self._lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(lines)
+            if path != self._path or self._handle is None:
+                self._close()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = path.open("a", encoding="utf-8")
+                self._path = path
+            self._handle.write(lines)
+            self._handle.flush()  # whole lines only: readers never see half a record
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self._handle = self._path = None
