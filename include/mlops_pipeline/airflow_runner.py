@@ -88,3 +88,39 @@ def task_states(dag_run: Any) -> dict[str, str]:
             TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
         )
         return {ti.task_id: str(ti.state) for ti in rows}
+
+
+def emitted_asset_extras(dag_run: Any, asset_name: str) -> list[dict]:
+    """The ``extra`` of every event of ``asset_name`` that ``dag_run`` emitted: what the
+    scheduler would hand the consuming DAG (``dag.test()`` does not trigger consumers)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(
+                AssetModel.name == asset_name,
+                AssetEvent.source_dag_id == dag_run.dag_id,
+                AssetEvent.source_run_id == dag_run.run_id,
+            )
+            .order_by(AssetEvent.id)
+        )
+        return [dict(e.extra or {}) for e in events]
+
+
+def task_seconds(dag_runs: list[Any]) -> float:
+    """Sum of the task instances' run durations over ``dag_runs`` (what the tasks did, without
+    the orchestration around them)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    total = 0.0
+    with create_session() as session:
+        for dag_run in dag_runs:
+            rows = session.query(TaskInstance.duration).filter(
+                TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+            )
+            total += sum(duration or 0.0 for (duration,) in rows)
+    return total

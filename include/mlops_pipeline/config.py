@@ -128,6 +128,71 @@ class Settings(BaseModel):
     online_check_sample: int = Field(
         default=200, ge=1, description="Customers checked in the online store after materializing."
     )
+    drift_schedule: str = Field(
+        default="0 2 * * *",
+        description="Cron (UTC) of the nightly drift check; each run checks the last completed "
+        "day.",
+    )
+    drift_numerical_method: str = Field(
+        default="wasserstein",
+        description="Evidently drift method for numerical columns. A distance, not a p-value "
+        "test: on 20,000-row days every p-value test flags differences too small to matter.",
+    )
+    drift_numerical_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        description="Numerical column drifts at or above this score (Wasserstein distance in "
+        "reference standard deviations).",
+    )
+    drift_categorical_method: str = Field(
+        default="jensenshannon",
+        description="Evidently drift method for categorical and boolean columns.",
+    )
+    drift_categorical_threshold: float = Field(
+        default=0.1, gt=0, description="Categorical column drifts at or above this score."
+    )
+    drift_column_overrides: str = Field(
+        default="",
+        description="Per-column method and threshold, `column=method:threshold,...` (e.g. "
+        "`monthly_charges=psi:0.2`).",
+    )
+    drift_share_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="A night counts as drifted when at least this share of the features drift.",
+    )
+    performance_drop_threshold: float = Field(
+        default=0.05,
+        ge=0,
+        description="A night counts as drifted when the champion's ROC AUC on the day's labelled "
+        "rows is this far below its test ROC AUC.",
+    )
+    performance_hard_drop_threshold: float = Field(
+        default=0.1,
+        ge=0,
+        description="A ROC AUC drop this large requests retraining at once, ignoring the "
+        "cooldown and the k-of-n persistence.",
+    )
+    drift_nights_required: int = Field(
+        default=2, ge=1, description="k: drifted nights needed among the last n to retrain."
+    )
+    drift_nights_window: int = Field(
+        default=3,
+        ge=1,
+        description="n: nights (calendar days, the checked one included) looked at.",
+    )
+    drift_min_batch_rows: int = Field(
+        default=1_000,
+        ge=1,
+        description="Fewer rows than this in a day: drift is reported but never acted on.",
+    )
+    retrain_cooldown_days: int = Field(
+        default=3,
+        ge=0,
+        description="No new retrain request within this many days of the last one (a hard "
+        "performance drop overrides it).",
+    )
 
     @field_validator("home", "feature_repo")
     @classmethod
@@ -162,6 +227,10 @@ class Settings(BaseModel):
     @property
     def data_docs_dir(self) -> Path:
         return self.reports_dir / "data_docs"
+
+    @property
+    def drift_reports_dir(self) -> Path:
+        return self.reports_dir / "drift"
 
     @property
     def feast_dir(self) -> Path:

@@ -108,7 +108,7 @@ def _day_snapshot(
         charges = charges * 1.25 + 8.0
         usage = usage * 0.6
         tickets_rate = tickets_rate * 1.8
-        switch = (contract_type == "one_year") & (rng.random(rows) < 0.4)
+        switch = (contract_type == "one_year") & (rng.random(rows) < 0.6)
         contract_type[switch] = "month_to_month"
     login_scale = np.exp(1.2 - 0.8 * engagement)
     failures_rate = np.where(population["autopay"].to_numpy(), 0.08, 0.35) * np.exp(

@@ -46,6 +46,10 @@ def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
             },
             "last_decisions": _decisions(settings),
         },
+        "monitoring": {
+            "nights": _nights(settings, limit),
+            "reports": str(settings.drift_reports_dir),
+        },
     }
 
 
@@ -62,3 +66,9 @@ def _decisions(settings: Settings) -> list[dict[str, Any]]:
     from mlops_pipeline.deployment import latest_decisions
 
     return latest_decisions(settings)
+
+
+def _nights(settings: Settings, limit: int) -> list[dict[str, Any]]:
+    from mlops_pipeline.monitoring import latest_nights
+
+    return latest_nights(settings, limit)

@@ -20,6 +20,7 @@ EXPECTED_DAGS = {
     "train_churn_model",
     "deploy_churn_model",
     "rollback_churn_model",
+    "monitor_drift",
 }
 
 

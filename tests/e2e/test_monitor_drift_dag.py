@@ -1,0 +1,116 @@
+"""The nightly drift check through Airflow, against a champion in the embedded registry."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mlops_pipeline import deployment, monitoring, registry
+from mlops_pipeline.datagen import generate_day
+from mlops_pipeline.ingestion import ingest_day
+from mlops_pipeline.status import platform_status
+from mlops_pipeline.training import TrainingParams
+from mlops_pipeline.training_job import TrainingRequest, train_and_register, trigger_from_events
+from tests.e2e.conftest import DAYS, ROWS
+from tests.e2e.helpers import asset_event_extras
+
+DRIFT_DAYS = [DAYS[-1] + dt.timedelta(days=i) for i in (1, 2)]
+
+
+def _night(runner, day):
+    run = runner.run_daily("monitor_drift", day)
+    return run, runner.task_states(run)
+
+
+def test_drift_that_persists_requests_one_retrain_with_its_reasons(runner, lake, monkeypatch):
+    # 800-row test days: below the default minimum batch, which is for 20,000-row days.
+    monkeypatch.setenv("MLOPS_DRIFT_MIN_BATCH_ROWS", str(ROWS // 2))
+    settings = lake.replace(drift_min_batch_rows=ROWS // 2)
+    events_before = len(asset_event_extras("retrain_requested"))
+
+    run, states = _night(runner, DAYS[-1])
+    assert str(run.state) == "success", states
+    assert monitoring.read_record(settings, DAYS[-1])["status"] == monitoring.NO_CHAMPION
+
+    train_and_register(settings, TrainingRequest(DAYS[-1], 28, TrainingParams(max_iter=60)))
+    deployment.promote(settings, "1")
+    for day in DRIFT_DAYS:
+        generate_day(settings.landing_dir, day, ROWS, scenario="covariate_drift")
+        ingest_day(settings.replace(build_data_docs=False), day)
+
+    # A clean night, then two drifted ones: the first is a blip, the second makes 2 of 3.
+    run, states = _night(runner, DAYS[-1])
+    clean = monitoring.read_record(settings, DAYS[-1])
+    assert (clean["status"], clean["decision"]["retrain"]) == ("checked", False)
+    assert clean["drift"]["drift_share"] < settings.drift_share_threshold
+    assert states["request_retrain"] == "skipped"
+
+    run, states = _night(runner, DRIFT_DAYS[0])
+    first = monitoring.read_record(settings, DRIFT_DAYS[0])
+    assert first["drift"]["drift_share"] >= settings.drift_share_threshold
+    assert {"monthly_charges", "avg_daily_usage_minutes"} <= set(first["drift"]["drifted_columns"])
+    assert first["decision"]["retrain"] is False
+    assert first["decision"]["reasons"][0].startswith("drifted on 1 of the last 3 nights")
+    assert (states["retrain_needed"], states["request_retrain"]) == ("success", "skipped")
+    assert len(asset_event_extras("retrain_requested")) == events_before
+
+    run, states = _night(runner, DRIFT_DAYS[1])
+    assert states["request_retrain"] == "success", states
+    (extra,) = asset_event_extras("retrain_requested")[events_before:]
+    assert extra["date"] == DRIFT_DAYS[1].isoformat()
+    assert extra["reason"].startswith("data drift: share")
+    assert extra["nights_flagged"] == [d.isoformat() for d in DRIFT_DAYS]
+    assert extra["champion_version"] == "1" and extra["drift_share"] >= 0.2
+    # What the training DAG makes of the event: a drift reason and the night as window end.
+    window_end, reason = trigger_from_events(
+        {"retrain_requested": [extra]}, None, "manual", DAYS[0]
+    )
+    assert window_end == DRIFT_DAYS[1] and reason.startswith("drift: data drift")
+
+    # The night's artifacts: HTML report, summary, Prometheus textfile, MLflow run.
+    record = monitoring.read_record(settings, DRIFT_DAYS[1])
+    assert "<html" in open(record["report_html"]).read(2000).lower()
+    assert record["prediction"]["source"] == "batch scoring"
+    assert record["performance"]["rows"] == ROWS and record["performance"]["roc_auc"] > 0.5
+    prom = (settings.drift_reports_dir / monitoring.PROMETHEUS_FILE).read_text()
+    assert (
+        "mlops_drift_share " in prom and 'mlops_drift_column_score{column="monthly_charges"' in prom
+    )
+    assert "mlops_retrain_requested 1.0" in prom
+    tracking = registry.client(settings)
+    experiment = tracking.get_experiment_by_name(monitoring.MONITORING_EXPERIMENT)
+    night_runs = tracking.search_runs(
+        [experiment.experiment_id], f"tags.`mlops.night` = '{DRIFT_DAYS[1].isoformat()}'"
+    )
+    assert [r.info.run_id for r in night_runs] == [record["mlflow_run_id"]]
+    assert {a.path for a in tracking.list_artifacts(record["mlflow_run_id"], "drift")} == {
+        "drift/report.html",
+        "drift/summary.json",
+    }
+
+    # Re-running a night replaces its record and its MLflow run; the decision is the same.
+    run, states = _night(runner, DRIFT_DAYS[1])
+    again = monitoring.read_record(settings, DRIFT_DAYS[1])
+    assert again["airflow"]["run_id"] == run.run_id != record["airflow"]["run_id"]
+    assert again["decision"] == record["decision"]
+    night_runs = tracking.search_runs(
+        [experiment.experiment_id], f"tags.`mlops.night` = '{DRIFT_DAYS[1].isoformat()}'"
+    )
+    assert [r.info.run_id for r in night_runs] == [again["mlflow_run_id"]]
+
+    nights = platform_status(settings)["monitoring"]["nights"]
+    assert [n["night"] for n in nights[:3]] == [
+        DRIFT_DAYS[1].isoformat(),
+        DRIFT_DAYS[0].isoformat(),
+        DAYS[-1].isoformat(),
+    ]
+    assert [n["retrain"] for n in nights[:3]] == [True, False, False]
+
+    # A day without a validated partition cannot be checked: fail at once, no retries.
+    run, states = _night(runner, DRIFT_DAYS[1] + dt.timedelta(days=5))
+    assert str(run.state) == "failed" and states["check"] == "failed"
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(run_id=run.run_id, task_id="check").one()
+        assert ti.try_number == 1
