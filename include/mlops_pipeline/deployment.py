@@ -326,14 +326,19 @@ def decision_record(
     }
 
 
-def latest_decisions(settings: Settings, limit: int = 5) -> list[dict[str, Any]]:
+def decision_records(settings: Settings, limit: int = 5) -> list[tuple[Path, dict[str, Any]]]:
+    """The newest decision records in full, newest first, with their JSON files."""
     folder = settings.reports_dir / DECISIONS_DIR
     if not folder.exists():
         return []
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))[-limit:]]
+    paths = sorted(folder.glob("*.json"))[-limit:]
+    return [(p, json.loads(p.read_text())) for p in reversed(paths)]
+
+
+def latest_decisions(settings: Settings, limit: int = 5) -> list[dict[str, Any]]:
     return [
         {k: r.get(k) for k in ("decided_at", "action", "outcome", "version", "reasons")}
-        for r in reversed(records)
+        for _, r in decision_records(settings, limit)
     ]
 
 

@@ -98,6 +98,7 @@ def registered_versions(settings: Settings, limit: int = 10) -> list[dict[str, A
             {
                 "version": str(version.version),
                 "aliases": sorted(aliases.get(str(version.version), [])),
+                "run_id": version.run_id,
                 "created": version.creation_timestamp,
                 "data_window": version.tags.get(f"{TAG_PREFIX}data_window"),
                 "trigger_reason": version.tags.get(f"{TAG_PREFIX}trigger_reason"),
