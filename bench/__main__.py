@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import features, ingest, parse, serving, training
+from bench import drift, features, ingest, parse, serving, training
 from bench.common import machine
 
 BENCHES = {
@@ -13,6 +13,7 @@ BENCHES = {
     "features": features,
     "training": training,
     "serving": serving,
+    "drift": drift,
 }
 
 

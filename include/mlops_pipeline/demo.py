@@ -1,5 +1,9 @@
-"""``make demo``: a week of generated days ingested and materialized through Airflow on
-embedded defaults."""
+"""``make demo``: the whole lifecycle through Airflow on embedded defaults.
+
+About two weeks of generated days, covariate drift from partway through. Each day: ingest ->
+materialize -> train when due -> gated deploy, then that night's drift check; a night that
+requests a retrain trains and deploys again, exactly as the asset events would chain them.
+"""
 
 from __future__ import annotations
 
@@ -9,66 +13,188 @@ import logging
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
+from typing import Any
 
 from mlops_pipeline.config import Settings, get_settings
 
 DEMO_START = dt.date(2025, 6, 2)
-DEMO_DAYS = 10
+DEMO_DAYS = 13
 # One day loses a few rows to quarantine and still passes; one day is broken and fails whole.
 DEMO_SCENARIOS = {2: "out_of_range", 4: "schema_break"}
+# From this day on, prices rise and usage slumps (datagen's covariate drift).
+DRIFT_FROM = 8
 
 
-def run_demo(settings: Settings) -> list[dict]:
-    from mlops_pipeline import airflow_runner, storage
+def demo_scenarios(days: int, drift_from: int) -> dict[int, str]:
+    return {
+        offset: DEMO_SCENARIOS.get(offset, "covariate_drift" if offset >= drift_from else "clean")
+        for offset in range(days)
+    }
+
+
+@dataclass
+class Lifecycle:
+    """What the run did, for the table and for the tests."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    dag_runs: list[Any] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    task_seconds: float = 0.0
+
+    @property
+    def overhead_seconds(self) -> float:
+        return self.wall_seconds - self.task_seconds
+
+
+def run_lifecycle(
+    settings: Settings, start: dt.date, scenarios: dict[int, str], rows_per_day: int
+) -> Lifecycle:
+    """Run every day of ``scenarios`` (offset from ``start`` -> scenario) through the DAGs."""
+    from mlops_pipeline import airflow_runner
     from mlops_pipeline.datagen import generate_day
-    from mlops_pipeline.materialization import materialized_ranges
 
     airflow_runner.configure_embedded_airflow(settings)
-    rows = []
-    for offset in range(DEMO_DAYS):
-        day = DEMO_START + dt.timedelta(days=offset)
-        scenario = DEMO_SCENARIOS.get(offset, "clean")
-        generate_day(settings.landing_dir, day, rows=settings.rows_per_day, scenario=scenario)
-        started = time.perf_counter()
-        dag_run = airflow_runner.run_daily("ingest_customer_activity", day)
-        features = model = "-"
-        if str(dag_run.state) == "success":
-            # What the asset event would trigger: materialize the day that was just validated.
-            materialized = airflow_runner.run_dag(
-                "materialize_customer_features", conf={"dates": [day.isoformat()]}
-            )
-            features = "online" if str(materialized.state) == "success" else "FAILED"
-            # What customer_features_online triggers: training, when enough days are in and
-            # the cadence allows (the first model, here).
-            trained = airflow_runner.run_dag(
-                "train_churn_model",
-                conf={"window_end": day.isoformat(), "reason": "features"},
-            )
-            model = _trained_version(settings, trained, airflow_runner)
-            if model.endswith("challenger"):
-                # What churn_model_challenger triggers: the gated deployment.
-                deployed = airflow_runner.run_dag(
-                    "deploy_churn_model", conf={"version": model.split()[0].lstrip("v")}
-                )
-                states = airflow_runner.task_states(deployed)
-                model += " -> champion" if states.get("promote") == "success" else " rejected"
-        report_path = settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json"
-        report = json.loads(report_path.read_text()) if report_path.exists() else {}
-        rows.append(
-            {
-                "date": day.isoformat(),
-                "scenario": scenario,
-                "dag_run": str(dag_run.state),
-                "rows": report.get("rows_valid", 0),
-                "quarantined": report.get("rows_quarantined", 0),
-                "features": features,
-                "model": model,
-                "seconds": round(time.perf_counter() - started, 1),
-                "why": report.get("message", ""),
-            }
+    lifecycle = Lifecycle()
+    started_all = time.perf_counter()
+
+    def run(dag_id: str, day: dt.date | None = None, conf: dict | None = None) -> Any:
+        dag_run = (
+            airflow_runner.run_daily(dag_id, day, conf)
+            if day
+            else airflow_runner.run_dag(dag_id, conf=conf)
         )
+        lifecycle.dag_runs.append(dag_run)
+        return dag_run
+
+    def train_and_deploy(conf: dict) -> str:
+        trained = run("train_churn_model", conf=conf)
+        states = airflow_runner.task_states(trained)
+        if str(trained.state) != "success":
+            return "training FAILED"
+        if states.get("train") != "success":
+            return ""
+        # What churn_model_challenger triggers: the gated deployment.
+        (event,) = airflow_runner.emitted_asset_extras(trained, "churn_model_challenger")
+        deployed = run("deploy_churn_model", conf={"version": event["version"]})
+        outcome = airflow_runner.task_states(deployed)
+        verdict = "promoted" if outcome.get("promote") == "success" else "rejected"
+        if str(deployed.state) != "success":
+            verdict = "deploy FAILED"
+        return f"v{event['version']} {verdict}"
+
+    for offset, scenario in sorted(scenarios.items()):
+        day = start + dt.timedelta(days=offset)
+        generate_day(settings.landing_dir, day, rows=rows_per_day, scenario=scenario)
+        began = time.perf_counter()
+        ingested = run("ingest_customer_activity", day)
+        row: dict[str, Any] = {"date": day.isoformat(), "scenario": scenario}
+        models, drift_share, retrain = [], "-", "-"
+        if str(ingested.state) == "success":
+            # What validated_customer_activity triggers: materialize the day.
+            materialized = run("materialize_customer_features", conf={"dates": [day.isoformat()]})
+            if str(materialized.state) != "success":
+                models.append("features FAILED")
+            # What customer_features_online triggers: training when due (cadence, enough days).
+            models.append(train_and_deploy({"window_end": day.isoformat(), "reason": "features"}))
+            # The night after the day: the drift check.
+            checked = run("monitor_drift", day)
+            drift_share, retrain = _night(settings, day, checked)
+            extras = airflow_runner.emitted_asset_extras(checked, "retrain_requested")
+            if extras:
+                from mlops_pipeline.training_job import trigger_from_events
+
+                # What retrain_requested triggers: training with the event's day and reason.
+                window_end, reason = trigger_from_events(
+                    {"retrain_requested": extras}, None, "manual", day
+                )
+                models.append(
+                    train_and_deploy({"window_end": window_end.isoformat(), "reason": reason})
+                )
+        report = _ingestion_report(settings, day)
+        row |= {
+            "dag_run": str(ingested.state),
+            "rows": report.get("rows_valid", 0),
+            "quarantined": report.get("rows_quarantined", 0),
+            "drift_share": drift_share,
+            "retrain": retrain,
+            "champion": _champion(settings),
+            "model": ", ".join(m for m in models if m) or "-",
+            "seconds": round(time.perf_counter() - began, 1),
+        }
+        lifecycle.rows.append(row)
+    lifecycle.wall_seconds = time.perf_counter() - started_all
+    lifecycle.task_seconds = airflow_runner.task_seconds(lifecycle.dag_runs)
+    return lifecycle
+
+
+def _ingestion_report(settings: Settings, day: dt.date) -> dict[str, Any]:
+    path = settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _night(settings: Settings, day: dt.date, dag_run: Any) -> tuple[str, str]:
+    from mlops_pipeline.monitoring import CHECKED, read_record
+
+    record = read_record(settings, day)
+    if str(dag_run.state) != "success" or record is None:
+        return "FAILED", "FAILED"
+    if record["status"] != CHECKED:
+        return "-", record["status"]
+    decision = record["decision"]
+    share = f"{record['drift']['drift_share']:.2f}"
+    if decision["retrain"]:
+        return share, "RETRAIN"
+    why = decision["reasons"][0]
+    if why.startswith("cooldown"):
+        return share, "no (cooldown)"
+    if why.startswith("drifted on"):
+        return (
+            share,
+            f"no ({len(decision['nights_flagged'])} of {record['policy']['nights_window']})",
+        )
+    return share, "no"
+
+
+def _champion(settings: Settings) -> str:
+    from mlops_pipeline.registry import CHAMPION, client, version_for_alias
+
+    version = version_for_alias(client(settings), settings.registered_model_name, CHAMPION)
+    return f"v{version.version}" if version else "-"
+
+
+HEADERS = [
+    "date",
+    "scenario",
+    "dag_run",
+    "rows",
+    "quarantined",
+    "drift_share",
+    "retrain",
+    "champion",
+    "model",
+    "seconds",
+]
+
+
+def table(rows: list[dict]) -> str:
+    widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in HEADERS}
+    out = ["  ".join(h.ljust(widths[h]) for h in HEADERS)]
+    out.append("  ".join("-" * widths[h] for h in HEADERS))
+    out += ["  ".join(str(r[h]).ljust(widths[h]) for h in HEADERS) for r in rows]
+    return "\n".join(out)
+
+
+def run_demo(settings: Settings) -> Lifecycle:
+    from mlops_pipeline import storage
+    from mlops_pipeline.materialization import materialized_ranges
+    from mlops_pipeline.monitoring import PROMETHEUS_FILE
+
+    lifecycle = run_lifecycle(
+        settings, DEMO_START, demo_scenarios(DEMO_DAYS, DRIFT_FROM), settings.rows_per_day
+    )
+    print(table(lifecycle.rows))
     lake_days = storage.partition_days(settings.lake_dir)
-    print(_table(rows))
     print(f"\nValidated partitions: {len(lake_days)} under {settings.lake_dir}")
     print(f"Data Docs:            {settings.data_docs_dir / 'index.html'}")
     print(f"Validation results:   {settings.validations_dir}")
@@ -76,14 +202,25 @@ def run_demo(settings: Settings) -> list[dict]:
     print(f"Feature store:        {settings.feast_dir} (registry, SQLite online store)")
     for view, span in materialized_ranges(settings).items():
         print(f"  {view:<20} materialized {span['from']} .. {span['to']}")
+    drift_dir = settings.drift_reports_dir
+    print(f"Drift reports:        {drift_dir}/night=YYYY-MM-DD/report.html (+ summary.json)")
+    print(f"Drift metrics:        {drift_dir / PROMETHEUS_FILE} (Prometheus textfile)")
+    print(f"Model cards:          MLflow run artifacts model_card/ under {settings.mlflow_dir}")
+    print(f"Decision records:     {settings.reports_dir / 'decisions'}")
     print(f"MLflow:               {settings.tracking_uri}")
     print(
         "  open the UI with:   .venv/bin/mlflow ui --backend-store-uri "
-        f"{settings.tracking_uri} --port 5000"
+        f"{settings.tracking_uri} --port 5000  (experiments churn-training, monitoring)"
     )
     print("State summary:        .venv/bin/mlops-pipeline status")
     _show_live_predictions(settings)
-    return rows
+    print(
+        f"\nWall time {lifecycle.wall_seconds:.0f} s over {len(lifecycle.dag_runs)} DAG runs; "
+        f"task run time {lifecycle.task_seconds:.0f} s; orchestration overhead "
+        f"{lifecycle.overhead_seconds:.0f} s "
+        f"({lifecycle.overhead_seconds / lifecycle.wall_seconds:.0%} of the wall time)."
+    )
+    return lifecycle
 
 
 def _show_live_predictions(settings: Settings) -> None:
@@ -112,55 +249,23 @@ def _show_live_predictions(settings: Settings) -> None:
         print(f"  customer {unknown['customer_id']}: {unknown['error']}")
 
 
-def _trained_version(settings: Settings, dag_run, airflow_runner) -> str:
-    states = airflow_runner.task_states(dag_run)
-    if str(dag_run.state) != "success":
-        return "FAILED"
-    if states.get("train") != "success":
-        return "not due"
-    from mlops_pipeline.registry import CHALLENGER, client, version_for_alias
-
-    version = version_for_alias(client(settings), settings.registered_model_name, CHALLENGER)
-    return f"v{version.version} challenger"
-
-
-def _table(rows: list[dict]) -> str:
-    headers = [
-        "date",
-        "scenario",
-        "dag_run",
-        "rows",
-        "quarantined",
-        "features",
-        "model",
-        "seconds",
-        "why",
+def unexpected(rows: list[dict]) -> list[dict]:
+    """Rows whose outcome is not what their scenario should give (the broken day must fail)."""
+    return [
+        r
+        for r in rows
+        if (r["dag_run"] == "success") != (r["scenario"] != "schema_break")
+        or "FAILED" in f"{r['model']} {r['retrain']}"
     ]
-    widths = {h: max(len(h), *(len(_cell(r[h], h)) for r in rows)) for h in headers}
-    line = "  ".join(h.ljust(widths[h]) for h in headers)
-    out = [line, "  ".join("-" * widths[h] for h in headers)]
-    out += ["  ".join(_cell(r[h], h).ljust(widths[h]) for h in headers) for r in rows]
-    return "\n".join(out)
-
-
-def _cell(value, header: str) -> str:
-    text = str(value)
-    return text if header != "why" or len(text) <= 110 else text[:107] + "..."
 
 
 def main() -> int:
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING)
-    rows = run_demo(get_settings())
-    # The broken day is supposed to fail; anything else failing is a real problem.
-    unexpected = [
-        r
-        for r in rows
-        if (r["dag_run"] == "success") != (r["scenario"] in ("clean", "out_of_range"))
-        or "FAILED" in (r["features"], r["model"])
-    ]
-    if unexpected:
-        print(f"\nUnexpected outcomes: {unexpected}", file=sys.stderr)
+    lifecycle = run_demo(get_settings())
+    wrong = unexpected(lifecycle.rows)
+    if wrong:
+        print(f"\nUnexpected outcomes: {wrong}", file=sys.stderr)
         return 1
     return 0
 
