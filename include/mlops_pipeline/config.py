@@ -199,6 +199,17 @@ class Settings(BaseModel):
     def _absolute(cls, value: Path) -> Path:
         # Tasks run from other working directories; a relative home would scatter state.
         return value.expanduser().resolve()
+    model_server_container: str = Field(
+        default="",
+        description="Docker Compose deploy target: after a promotion, `deploy_churn_model` "
+        "restarts this container (name or id) through the Docker provider so it loads the new "
+        "champion at once (empty: off).",
+    )
+    docker_url: str = Field(
+        default="unix://var/run/docker.sock",
+        description="Docker Engine API the deploy target talks to (the mounted socket, or a "
+        "socket proxy's `tcp://` URL).",
+    )
 
     @property
     def landing_dir(self) -> Path:

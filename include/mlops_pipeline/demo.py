@@ -229,6 +229,9 @@ def _show_live_predictions(settings: Settings) -> None:
 
     from mlops_pipeline.serving.process import running_server
 
+    if _champion(settings) == "-":
+        print("\nNo champion: the gates promoted no model, so there is nothing to serve.")
+        return
     try:
         with running_server(settings) as base:
             answer = httpx.post(f"{base}/predict", json={"customer_ids": [1, 2, 3, 42, 10**9]})

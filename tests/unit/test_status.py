@@ -28,3 +28,29 @@ def test_status_shows_materialized_ranges(settings):
     ranges = platform_status(settings)["features"]["materialized"]
     assert set(ranges) == {"customer_profile", "customer_activity"}
     assert ranges["customer_activity"]["to"] == "2025-06-03T00:00:00+00:00"
+
+
+def test_status_lists_the_last_nights_drift_and_decisions(settings):
+    from mlops_pipeline import storage
+    from mlops_pipeline.monitoring import SUMMARY, night_dir
+
+    for offset, (share, retrain) in enumerate([(0.05, False), (0.31, False), (0.31, True)]):
+        night = dt.date(2025, 6, 10) + dt.timedelta(days=offset)
+        storage.write_json(
+            night_dir(settings, night) / SUMMARY,
+            {
+                "night": night.isoformat(),
+                "status": "checked",
+                "rows": 20_000,
+                "champion": {"version": "1"},
+                "drift": {"drift_share": share, "drifted_columns": ["monthly_charges"]},
+                "performance": {"roc_auc_drop": 0.01},
+                "decision": {"retrain": retrain, "reasons": [f"night {offset}"]},
+            },
+        )
+    nights = platform_status(settings, limit=2)["monitoring"]["nights"]
+    assert [(n["night"], n["drift_share"], n["retrain"]) for n in nights] == [
+        ("2025-06-12", 0.31, True),
+        ("2025-06-11", 0.31, False),
+    ]
+    assert nights[0]["reasons"] == ["night 2"] and nights[0]["champion_version"] == "1"
