@@ -22,7 +22,7 @@ export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT ?= 120
 export FEAST_REPO_PATH ?= $(CURDIR)/feature_repo
 
 
-.PHONY: help venv demo test lint bench clean
+.PHONY: help venv demo test lint bench clean secrets
 
 help:
 	@echo "make demo   - run the pipeline on embedded defaults (state under $(MLOPS_HOME))"
@@ -30,6 +30,7 @@ help:
 	@echo "make lint   - ruff (with Airflow's AIR rules)"
 	@echo "make bench  - performance benchmarks (medians, this machine)"
 	@echo "make clean  - remove embedded state (.local)"
+	@echo "make secrets - write .env for docker compose with strong random secrets"
 
 venv: $(STAMP)
 
@@ -56,3 +57,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(MLOPS_HOME)
+
+# The production stack's .env (docker-compose.yaml): every empty value of .env.example becomes
+# a fresh random secret. Never overwrites an existing .env.
+secrets: $(STAMP)
+	$(VPY) -m mlops_pipeline.secrets_env --example .env.example --output .env

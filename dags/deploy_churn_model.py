@@ -20,6 +20,9 @@ Runs when `train_churn_model` emits the Asset `churn_model_challenger` (or by ha
    With `MLOPS_SERVING_URL` set, a smoke test then asks the running model server for the new
    version (`GET /model`, `POST /predict`) until `MLOPS_SMOKE_TIMEOUT_SECONDS`; if it does
    not serve it, the aliases are put back automatically and the run fails with the reason.
+   With `MLOPS_MODEL_SERVER_CONTAINER` set (Docker Compose), **restart_model_server** then
+   restarts that container through the Docker provider so it loads the new champion at once
+   (and, with `MLOPS_SERVING_URL`, waits until it serves it); skipped otherwise.
 3. Either way a **decision record** (JSON and Markdown: both models, the holdout window and
    partitions, every gate with value, threshold and verdict, the Airflow run) is logged on the
    challenger's run and kept under `MLOPS_HOME/reports/decisions`.
@@ -145,6 +148,19 @@ def deploy_churn_model():
         return {"aliases": aliases, "decision_record": str(path)}
 
     @task(multiple_outputs=False)
+    def restart_model_server(ti=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mlops_pipeline import docker_target
+        from mlops_pipeline.config import get_settings
+
+        settings = get_settings()
+        if not docker_target.configured(settings):
+            raise AirflowSkipException("no Docker deploy target (MLOPS_MODEL_SERVER_CONTAINER)")
+        champion = ti.xcom_pull(task_ids="promote")["aliases"]["champion"]
+        return docker_target.restart_model_server(settings, champion).to_dict()
+
+    @task(multiple_outputs=False)
     def reject(evaluation: dict, dag_run=None) -> dict:
         from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
@@ -181,7 +197,7 @@ def deploy_churn_model():
     evaluation = evaluate()
     automatic = auto_approve()
     decide(evaluation) >> [automatic, approve, reject(evaluation)]
-    [automatic, approve] >> promote()
+    [automatic, approve] >> promote() >> restart_model_server()
     approve >> record_approver_rejection(evaluation)
 
 

@@ -221,8 +221,9 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         tracking.create_registered_model(
             name, description="Churn within 30 days, from the churn_model_v1 feature service."
         )
+    # The model id too: a tracking server refuses a `models:/m-...` source named by run alone.
     version = tracking.create_model_version(
-        name, source=info.model_uri, run_id=run.info.run_id, tags=tags
+        name, source=info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id
     )
     try:
         registry.wait_until_ready(tracking, name, version.version)

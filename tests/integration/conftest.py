@@ -26,17 +26,23 @@ def _unavailable(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
+def postgres_admin():
+    """An autocommit connection to the maintenance database, or skip/fail when unreachable."""
+    import psycopg
+
+    try:
+        return psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except Exception as error:  # noqa: BLE001 - any connection failure means unavailable
+        _unavailable("PostgreSQL", error)
+
+
 @pytest.fixture(scope="session")
 def postgres_database():
     """A fresh database; yields its SQLAlchemy URL (psycopg 3 driver)."""
     import psycopg
 
     name = f"mlops_it_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except Exception as error:  # noqa: BLE001 - any connection failure means unavailable
-        _unavailable("PostgreSQL", error)
-    with admin:
+    with postgres_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
@@ -57,6 +63,15 @@ def redis_client():
     client.close()
 
 
+def remove_feast_project(settings, redis_client) -> None:
+    """Tear down a Feast project: its registry objects and its Redis keys."""
+    from mlops_pipeline.feature_store import open_store
+
+    open_store(settings).teardown()
+    for key in redis_client.scan_iter(match=f"*{settings.feast_project}*"):
+        redis_client.delete(key)
+
+
 @pytest.fixture
 def production_settings(settings, postgres_database, redis_client):
     """Production profile: Feast registry on Postgres, online store on Redis, with a project
@@ -69,8 +84,4 @@ def production_settings(settings, postgres_database, redis_client):
         redis_connection=f"{REDIS_HOST}:{REDIS_PORT}",
     )
     yield production
-    from mlops_pipeline.feature_store import open_store
-
-    open_store(production).teardown()
-    for key in redis_client.scan_iter(match=f"*{project}*"):
-        redis_client.delete(key)
+    remove_feast_project(production, redis_client)
