@@ -193,12 +193,6 @@ class Settings(BaseModel):
         description="No new retrain request within this many days of the last one (a hard "
         "performance drop overrides it).",
     )
-
-    @field_validator("home", "feature_repo")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        # Tasks run from other working directories; a relative home would scatter state.
-        return value.expanduser().resolve()
     model_server_container: str = Field(
         default="",
         description="Docker Compose deploy target: after a promotion, `deploy_churn_model` "
@@ -210,6 +204,12 @@ class Settings(BaseModel):
         description="Docker Engine API the deploy target talks to (the mounted socket, or a "
         "socket proxy's `tcp://` URL).",
     )
+
+    @field_validator("home", "feature_repo")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Tasks run from other working directories; a relative home would scatter state.
+        return value.expanduser().resolve()
 
     @property
     def landing_dir(self) -> Path:
