@@ -90,9 +90,10 @@ def task_states(dag_run: Any) -> dict[str, str]:
         return {ti.task_id: str(ti.state) for ti in rows}
 
 
-def emitted_asset_extras(dag_run: Any, asset_name: str) -> list[dict]:
-    """The ``extra`` of every event of ``asset_name`` that ``dag_run`` emitted: what the
-    scheduler would hand the consuming DAG (``dag.test()`` does not trigger consumers)."""
+def asset_event_extras(asset_name: str, dag_run: Any | None = None) -> list[dict]:
+    """The ``extra`` of every event of ``asset_name``, oldest first; with ``dag_run``, only
+    the events that run emitted: what the scheduler would hand the consuming DAG
+    (``dag.test()`` does not trigger consumers)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
@@ -100,14 +101,14 @@ def emitted_asset_extras(dag_run: Any, asset_name: str) -> list[dict]:
         events = (
             session.query(AssetEvent)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(
-                AssetModel.name == asset_name,
+            .filter(AssetModel.name == asset_name)
+        )
+        if dag_run is not None:
+            events = events.filter(
                 AssetEvent.source_dag_id == dag_run.dag_id,
                 AssetEvent.source_run_id == dag_run.run_id,
             )
-            .order_by(AssetEvent.id)
-        )
-        return [dict(e.extra or {}) for e in events]
+        return [dict(e.extra or {}) for e in events.order_by(AssetEvent.id)]
 
 
 def task_seconds(dag_runs: list[Any]) -> float:

@@ -75,7 +75,7 @@ def run_lifecycle(
         if states.get("train") != "success":
             return ""
         # What churn_model_challenger triggers: the gated deployment.
-        (event,) = airflow_runner.emitted_asset_extras(trained, "churn_model_challenger")
+        (event,) = airflow_runner.asset_event_extras("churn_model_challenger", trained)
         deployed = run("deploy_churn_model", conf={"version": event["version"]})
         outcome = airflow_runner.task_states(deployed)
         verdict = "promoted" if outcome.get("promote") == "success" else "rejected"
@@ -100,7 +100,7 @@ def run_lifecycle(
             # The night after the day: the drift check.
             checked = run("monitor_drift", day)
             drift_share, retrain = _night(settings, day, checked)
-            extras = airflow_runner.emitted_asset_extras(checked, "retrain_requested")
+            extras = airflow_runner.asset_event_extras("retrain_requested", checked)
             if extras:
                 from mlops_pipeline.training_job import trigger_from_events
 

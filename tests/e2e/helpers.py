@@ -6,18 +6,9 @@ from airflow.sdk.timezone import utcnow
 
 
 def asset_event_extras(asset_name: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
+    from mlops_pipeline.airflow_runner import asset_event_extras
 
-    with create_session() as session:
-        events = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.name == asset_name)
-            .order_by(AssetEvent.id)
-            .all()
-        )
-        return [dict(e.extra or {}) for e in events]
+    return asset_event_extras(asset_name)
 
 
 def answer_pending_approval(dag_id: str, task_id: str, option: str, user: str) -> bool:
