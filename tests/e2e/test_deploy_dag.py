@@ -41,6 +41,8 @@ def test_good_challenger_is_promoted_and_a_worse_one_rejected(runner, lake):
     states = runner.task_states(run)
     assert str(run.state) == "success", states
     assert (states["promote"], states["reject"]) == ("success", "skipped")
+    # No Docker deploy target unless MLOPS_MODEL_SERVER_CONTAINER names one.
+    assert states["restart_model_server"] == "skipped"
     assert _alias(tracking, registry.CHAMPION) == "1"
     (record,) = _records(lake)
     assert record["outcome"] == "promoted" and record["evaluation"]["gates"]["first_model"]

@@ -331,3 +331,46 @@ def test_airflow_api_rejects_requests_without_a_login(airflow_initialized, tmp_p
         token = answer.json()["access_token"]
         dags = httpx.get(f"{base}/api/v2/dags", headers={"Authorization": f"Bearer {token}"})
         assert dags.status_code == 200, dags.text
+
+
+def test_the_slim_serving_environment_serves_the_champion(pipeline, tmp_path):
+    """What the model-server image installs (requirements-serving.in under requirements.txt's
+    pins, then the package without dependencies) is enough to serve the champion."""
+    import shutil
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed (make venv installs it)")
+    venv = tmp_path / "serving-venv"
+    python = venv / "bin" / "python"
+    for step in (
+        [uv, "venv", "-q", "--python", sys.executable, str(venv)],
+        [uv, "pip", "install", "-q", "--python", str(python), "-c", "requirements.txt"]
+        + ["-r", "requirements-serving.in"],
+        [uv, "pip", "install", "-q", "--python", str(python), "--no-deps", "."],
+    ):
+        done = subprocess.run(step, cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    installed = subprocess.run(
+        [str(python), "-c", "import airflow"], capture_output=True, text=True, timeout=60
+    )
+    assert installed.returncode != 0, "the serving environment must not contain Airflow"
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [str(venv / "bin" / "mlops-pipeline"), "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
+    env = {
+        **pipeline["env"],
+        "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",
+        # A non-editable install cannot find the repository: the image's ENV names it.
+        "MLOPS_FEATURE_REPO": str(REPO / "feature_repo"),
+    }
+    env.pop("PYTHONPATH", None)
+    with background(command, env, f"{base}/ready", tmp_path / "serve.log", 180):
+        version = pipeline["result"]["version"]
+        assert httpx.get(f"{base}/model").json()["version"] == version
+        answer = httpx.post(f"{base}/predict", json={"customer_ids": [1, 2]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model_version"] == version and len(body["predictions"]) == 2

@@ -215,7 +215,20 @@ def test_mounted_files_exist_and_parse():
         for c in job["static_configs"]
         for t in c["targets"]
     }
-    assert "model-server:8080" in targets
+    assert {"model-server:8080", "drift-textfile-exporter:9100"} <= targets
+    # The textfile collector reads where the nightly drift check writes (MLOPS_HOME is the
+    # mlops-data volume in every service).
+    from mlops_pipeline.config import Settings
+    from mlops_pipeline.monitoring import PROMETHEUS_FILE
+
+    home = _environment(SERVICES["airflow-scheduler"])["MLOPS_HOME"]
+    written = Settings(home=home).drift_reports_dir / PROMETHEUS_FILE
+    exporter = SERVICES["drift-textfile-exporter"]
+    (mount,) = exporter["volumes"]
+    volume, inside, _ = mount.split(":")
+    assert f"{volume}:{home}" in SERVICES["airflow-scheduler"]["volumes"]
+    directory = next(a.split("=", 1)[1] for a in exporter["command"] if "textfile.directory" in a)
+    assert f"{directory}/{PROMETHEUS_FILE}" == str(written).replace(home, inside, 1)
     assert "--web.enable-otlp-receiver" in SERVICES["prometheus"]["command"]
     airflow = _environment(SERVICES["airflow-scheduler"])
     assert airflow["AIRFLOW__METRICS__OTEL_ON"] == "True"
@@ -243,6 +256,9 @@ def test_dashboard_shows_what_the_model_server_exports():
         assert name in exported
     assert "churn_request_latency_seconds_bucket" in expressions
     assert "churn_predictions_total" in expressions and "churn_model_info" in expressions
+    # The drift panel reads the gauge the nightly check writes to its textfile.
+    monitoring = (REPO / "include/mlops_pipeline/monitoring.py").read_text()
+    assert 'Gauge("mlops_drift_share"' in monitoring and "mlops_drift_share" in expressions
 
 
 def test_airflow_commands_parse_with_the_installed_airflow():
@@ -268,3 +284,59 @@ def test_airflow_commands_parse_with_the_installed_airflow():
 
             continue
         parser.parse_args(command)
+
+
+def test_airflow_pushes_metrics_to_the_prometheus_otlp_path(tmp_path):
+    """The compose file's metrics settings, given to the pinned Airflow, make it push OTLP
+    (HTTP, protobuf) to the path of Prometheus's OTLP receiver; here a local receiver stands
+    in for Prometheus."""
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+    from urllib.parse import urlsplit
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append((self.path, self.headers.get("Content-Type", ""), body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    compose_env = _environment(SERVICES["airflow-scheduler"])
+    metrics = {k: v for k, v in compose_env.items() if "METRICS" in k or k.startswith("OTEL_")}
+    endpoint = urlsplit(metrics["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"])
+    local = f"http://127.0.0.1:{server.server_address[1]}{endpoint.path}"
+    env = {
+        **os.environ,
+        **metrics,
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": local,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
+    }
+    code = (
+        "import airflow\n"
+        "from airflow._shared.observability.metrics.otel_logger import flush_otel_metrics\n"
+        "flush_otel_metrics()\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert received, "Airflow sent no metrics"
+    path, content_type, body = received[0]
+    assert (path, content_type) == ("/api/v1/otlp/v1/metrics", "application/x-protobuf")
+    assert b"service.name" in body and b"airflow" in body
