@@ -258,7 +258,7 @@ def test_mlflow_server_requires_authentication(mlflow_server):
     assert httpx.get(url, auth=good, headers={"Host": "evil.example"}).status_code >= 400
 
 
-def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_server):
+def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_server, monkeypatch):
     from mlops_pipeline import deployment, registry
     from mlops_pipeline.features import OnlineFeatureReader
 
@@ -278,10 +278,8 @@ def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_serv
     assert [r[1] for r in restarts] == ["/containers/model-server/restart"]
 
     # The registry lives on the tracking server, the artifacts in its served store.
-    os.environ.update(
-        MLFLOW_TRACKING_USERNAME=mlflow_server["username"],
-        MLFLOW_TRACKING_PASSWORD=mlflow_server["password"],
-    )
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", mlflow_server["username"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", mlflow_server["password"])
     tracking = registry.client(settings)
     champion = registry.version_for_alias(
         tracking, settings.registered_model_name, registry.CHAMPION
@@ -299,7 +297,7 @@ def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_serv
     # Airflow's metadata is in Postgres: every run above is recorded there.
     import psycopg
 
-    conninfo = settings_url(pipeline["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    conninfo = _libpq_url(pipeline["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     with psycopg.connect(conninfo) as conn:
         runs = dict(conn.execute("SELECT dag_id, count(*) FROM dag_run GROUP BY dag_id").fetchall())
     assert runs == {
@@ -310,7 +308,7 @@ def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_serv
     }
 
 
-def settings_url(sqlalchemy_url: str) -> str:
+def _libpq_url(sqlalchemy_url: str) -> str:
     return sqlalchemy_url.replace("postgresql+psycopg2://", "postgresql://", 1)
 
 
