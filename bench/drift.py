@@ -27,7 +27,8 @@ import datetime as dt, json, resource, sys, time, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
 from mlops_pipeline.monitoring import run_nightly_check
-import evidently, mlflow, sklearn, feast, prometheus_client  # imports are not the check's work
+import evidently, mlflow, mlflow.pyfunc, mlflow.sklearn, skops.io, sklearn, feast, prometheus_client
+# (imports are not the check's work)
 from evidently.presets import DataDriftPreset
 settings = Settings(home=sys.argv[1], drift_min_batch_rows=1)
 def rss():

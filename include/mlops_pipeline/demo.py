@@ -19,7 +19,7 @@ from typing import Any
 from mlops_pipeline.config import Settings, get_settings
 
 DEMO_START = dt.date(2025, 6, 2)
-DEMO_DAYS = 13
+DEMO_DAYS = 12
 # One day loses a few rows to quarantine and still passes; one day is broken and fails whole.
 DEMO_SCENARIOS = {2: "out_of_range", 4: "schema_break"}
 # From this day on, prices rise and usage slumps (datagen's covariate drift).

@@ -332,7 +332,8 @@ def reference_frame(settings: Settings, tracking: Any, champion: Champion) -> An
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    cache = settings.drift_reports_dir / "references" / f"v{champion.version}.parquet"
+    name = settings.registered_model_name
+    cache = settings.drift_reports_dir / "references" / name / f"v{champion.version}.parquet"
     if cache.exists():
         return pd.read_parquet(cache)
     from mlops_pipeline.drift import PREDICTION, MonitoringDataError
