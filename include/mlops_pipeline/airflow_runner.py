@@ -15,17 +15,21 @@ from typing import Any
 from mlops_pipeline.config import Settings
 
 
-def configure_embedded_airflow(settings: Settings, dags_folder: Path | None = None) -> None:
-    """Default Airflow's environment to the embedded profile. Must run before Airflow is
-    imported; variables already set (by the Makefile or a production profile) win."""
-    airflow_home = settings.home / "airflow"
-    defaults = {
+def embedded_airflow_env(airflow_home: Path, dags_folder: Path) -> dict[str, str]:
+    """Airflow's variables of the embedded profile: SQLite metadata under ``airflow_home``."""
+    return {
         "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or Path.cwd() / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
+
+
+def configure_embedded_airflow(settings: Settings, dags_folder: Path | None = None) -> None:
+    """Default Airflow's environment to the embedded profile. Must run before Airflow is
+    imported; variables already set (by the Makefile or a production profile) win."""
+    defaults = embedded_airflow_env(settings.home / "airflow", dags_folder or Path.cwd() / "dags")
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)

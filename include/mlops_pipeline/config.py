@@ -125,6 +125,12 @@ class Settings(BaseModel):
         description="After a promotion, how long the model server has to serve the new version "
         "before the promotion is rolled back.",
     )
+    p99_latency_budget_ms: float = Field(
+        default=50.0,
+        gt=0,
+        description="Gate: the challenger's p99 single-row prediction latency, measured while "
+        "deploying, must stay within this budget; set it for the machine that deploys and serves.",
+    )
     online_check_sample: int = Field(
         default=200, ge=1, description="Customers checked in the online store after materializing."
     )

@@ -7,6 +7,7 @@ one-slot pool, so two runs can never interleave ``previous_champion`` and ``cham
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -165,10 +166,17 @@ class Evaluation:
         return as_dict
 
 
+def gate_config(settings: Settings) -> GateConfig:
+    """The gates, with the latency budget of this deployment (``MLOPS_P99_LATENCY_BUDGET_MS``)."""
+    return dataclasses.replace(DEFAULT_GATES, p99_latency_budget_ms=settings.p99_latency_budget_ms)
+
+
 def evaluate_challenger(
-    settings: Settings, version: str | None = None, config: GateConfig = DEFAULT_GATES
+    settings: Settings, version: str | None = None, config: GateConfig | None = None
 ) -> Evaluation:
-    """Re-score challenger and champion on the same holdout and run the gates."""
+    """Re-score challenger and champion on the same holdout and run the gates (``config``:
+    default ``gate_config(settings)``)."""
+    config = config or gate_config(settings)
     tracking = registry.client(settings)
     name = settings.registered_model_name
     challenger = (

@@ -33,6 +33,7 @@ from typing import IO
 
 import httpx
 
+from mlops_pipeline.airflow_runner import embedded_airflow_env
 from mlops_pipeline.config import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,12 +106,8 @@ def airflow_environment(
     admin_password(airflow_home)
     base_url = f"http://{HOST}:{ports.airflow}"
     defaults = {
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        **embedded_airflow_env(airflow_home, REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         # The executor `airflow standalone` uses on SQLite; few slots on a laptop.
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
@@ -285,6 +282,7 @@ class LocalStack:
         try:
             self.wait_ready(timeout)
             self.unpause_dags(timeout)
+            self.warm_up()
         except BaseException:
             self.stop()
             raise
@@ -365,6 +363,15 @@ class LocalStack:
                     raise StackError(f"DAGs not parsed after {timeout:.0f} s: {sorted(pending)}")
                 if pending:
                     time.sleep(2)
+
+    def warm_up(self) -> None:
+        """Ask the MLOps view once: its first request imports MLflow in the api-server."""
+        answer = httpx.get(
+            f"{self.airflow_url}/mlops/api/status",
+            headers={"Authorization": f"Bearer {self.token()}"},
+            timeout=180,
+        )
+        answer.raise_for_status()
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every started process and its children, wait, then SIGKILL what is left."""

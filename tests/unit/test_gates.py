@@ -101,3 +101,17 @@ def test_an_incompatible_signature_is_never_promoted():
     assert evaluate_gates(scores, None).reasons() == [
         "signature:serving_schema: inputs differ from the serving schema"
     ]
+
+
+def test_the_latency_budget_is_set_per_deployment():
+    from mlops_pipeline.config import Settings
+    from mlops_pipeline.deployment import gate_config
+
+    config = gate_config(Settings.from_env({"MLOPS_P99_LATENCY_BUDGET_MS": "250"}))
+    assert config.p99_latency_budget_ms == 250.0 and config.metrics == DEFAULT_GATES.metrics
+    slow = Scores(
+        metrics={"roc_auc": 0.9, "pr_auc": 0.7, "log_loss": 0.3, "brier": 0.1},
+        p99_latency_ms=200.0,
+    )
+    assert evaluate_gates(slow, None, config).passed
+    assert not evaluate_gates(slow, None, gate_config(Settings())).passed

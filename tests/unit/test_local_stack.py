@@ -1,0 +1,69 @@
+"""``make airflow``'s configuration: login always on, secrets generated once and private."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from mlops_pipeline.local_stack import (
+    PASSWORDS_FILE,
+    SECRETS_FILE,
+    Ports,
+    StackError,
+    admin_password,
+    airflow_environment,
+    project_dag_ids,
+)
+
+
+def test_the_login_cannot_be_switched_off(settings, tmp_path):
+    environ = {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    }
+    with pytest.raises(StackError, match="login off"):
+        airflow_environment(settings, Ports(), environ)
+
+
+def test_the_admin_password_is_generated_once_and_private(tmp_path):
+    password = admin_password(tmp_path)
+    assert len(password) >= 24 and admin_password(tmp_path) == password
+    path = tmp_path / PASSWORDS_FILE
+    assert json.loads(path.read_text()) == {"admin": password}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert admin_password(tmp_path / "elsewhere") != password
+
+
+def test_environment_forces_auth_and_local_binding_and_keeps_other_choices(settings, tmp_path):
+    airflow_home = tmp_path / "airflow"
+    ports = Ports.from_env({"AIRFLOW_PORT": "18081", "MODEL_SERVER_PORT": "18001"})
+    assert (ports.airflow, ports.mlflow, ports.model_server) == (18081, 5000, 18001)
+    environ = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__AUTH_MANAGER": "some.other.AuthManager",
+        "AIRFLOW__API__HOST": "0.0.0.0",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+    }
+    env = airflow_environment(settings, ports, environ)
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == str(
+        airflow_home / PASSWORDS_FILE
+    )
+    assert (env["AIRFLOW__API__HOST"], env["AIRFLOW__API__PORT"]) == ("127.0.0.1", "18081")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18081/execution/"
+    assert env["MLOPS_SERVING_URL"] == "http://127.0.0.1:18001"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "2", "a variable set by the user wins"
+    shared = json.loads((airflow_home / SECRETS_FILE).read_text())
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == shared["jwt_secret"]
+    assert len(shared["jwt_secret"]) >= 64
+    again = airflow_environment(settings, ports, environ)
+    assert again["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
+
+
+def test_every_dag_file_is_unpaused():
+    assert {"train_churn_model", "deploy_churn_model", "monitor_drift"} <= set(project_dag_ids())
