@@ -209,6 +209,16 @@ def _wait_for_run(stack: Stack, dag_id: str, seconds: float = RUN_SECONDS) -> di
     pytest.fail(f"{dag_id} did not finish in {seconds:.0f} s\n{stack.log()}")
 
 
+def test_without_chromium_the_tests_skip_unless_services_are_required(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="make test"):
+        _require_chromium()
+    monkeypatch.setenv("REQUIRE_SERVICES", "1")
+    with pytest.raises(pytest.fail.Exception, match="not installed"):
+        _require_chromium()
+
+
 def test_anonymous_visitors_get_the_login_and_no_mlops_data(browser, stack):
     context = browser.new_context()
     try:
