@@ -29,6 +29,9 @@ os.environ.update(
         # Parsed once per session by the ingestion DAG: a missing file fails in seconds.
         "MLOPS_LANDING_WAIT_TIMEOUT_SECONDS": "2",
         "MLOPS_LANDING_POKE_INTERVAL_SECONDS": "1",
+        # Idle OpenMP threads sleep instead of spinning: on shared cores spinning threads make
+        # every scikit-learn fit and predict several times slower.
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
     }
 )
 (SESSION_HOME / "airflow").mkdir(parents=True, exist_ok=True)
