@@ -27,9 +27,6 @@ def test_drift_triggers_a_retrain_and_the_gates_decide(runner, settings, monkeyp
     monkeypatch.setenv("MLOPS_DRIFT_MIN_BATCH_ROWS", str(ROWS // 2))
     monkeypatch.setenv("MLOPS_MIN_TRAINING_ROWS", str(ROWS // 2))
     monkeypatch.setenv("MLOPS_BUILD_DATA_DOCS", "false")
-    # The p99 latency budget judges the serving machine; this one is shared with other jobs.
-    # Every other gate decides as in production.
-    monkeypatch.setenv("MLOPS_P99_LATENCY_BUDGET_MS", "60000")
     # The demo's days without its broken one, so that the seventh day holds the first model.
     scenarios = demo_scenarios(DAYS, DRIFT_FROM) | {4: "clean"}
     for offset in range(THROUGH_AIRFLOW_FROM):
