@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +38,8 @@ from mlops_pipeline.validation import (
 log = logging.getLogger(__name__)
 
 FAILED_EXPECTATIONS = "_failed_expectations"
+# Under reports/ingestion/, beside the day reports: node exporter's textfile collector reads it.
+PROMETHEUS_FILE = "ingestion.prom"
 VALIDATION_ID = "_validation_id"
 DATA_FILE = "part-0.parquet"
 CSV_BLOCK_BYTES = 8 << 20
@@ -379,3 +382,33 @@ def _write_report(settings: Settings, day: dt.date, report: IngestionReport) -> 
     storage.write_json(
         settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json", report.to_dict()
     )
+    write_prometheus_textfile(settings)
+
+
+def write_prometheus_textfile(settings: Settings) -> Path:
+    """The newest ingested day's figures (quarantine rate, rows, whether the batch passed) as a
+    Prometheus textfile for node exporter's textfile collector. Written from the newest day's
+    report, so re-running an older day never exports stale figures."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    folder = settings.reports_dir / "ingestion"
+    newest = max(folder.glob("date=*.json"))  # ISO dates sort in time order
+    report = json.loads(newest.read_text())
+    metrics = CollectorRegistry()
+    day = dt.datetime.combine(dt.date.fromisoformat(report["day"]), dt.time(), tzinfo=dt.UTC)
+    Gauge(
+        "mlops_ingestion_day_timestamp_seconds", "Ingested day (UTC midnight)", registry=metrics
+    ).set(day.timestamp())
+    landed = report["rows_landed"]
+    Gauge(
+        "mlops_quarantine_rate", "Quarantined share of the day's landed rows", registry=metrics
+    ).set(report["rows_quarantined"] / landed if landed else 0.0)
+    rows = Gauge("mlops_ingestion_rows", "Rows of the day's batch", ["kind"], registry=metrics)
+    for kind in ("landed", "valid", "quarantined"):
+        rows.labels(kind=kind).set(report[f"rows_{kind}"])
+    Gauge(
+        "mlops_ingestion_batch_passed", "1 when the day's batch was validated", registry=metrics
+    ).set(1 if report["status"] == "validated" else 0)
+    path = folder / PROMETHEUS_FILE
+    write_to_textfile(str(path), metrics)  # writes a temporary file and renames it
+    return path

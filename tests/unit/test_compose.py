@@ -215,20 +215,25 @@ def test_mounted_files_exist_and_parse():
         for c in job["static_configs"]
         for t in c["targets"]
     }
-    assert {"model-server:8080", "drift-textfile-exporter:9100"} <= targets
-    # The textfile collector reads where the nightly drift check writes (MLOPS_HOME is the
-    # mlops-data volume in every service).
+    assert {"model-server:8080", "textfile-exporter:9100"} <= targets
+    # The textfile collector reads where the nightly drift check and ingestion write
+    # (MLOPS_HOME is the mlops-data volume in every service).
+    from mlops_pipeline import ingestion, monitoring
     from mlops_pipeline.config import Settings
-    from mlops_pipeline.monitoring import PROMETHEUS_FILE
 
     home = _environment(SERVICES["airflow-scheduler"])["MLOPS_HOME"]
-    written = Settings(home=home).drift_reports_dir / PROMETHEUS_FILE
-    exporter = SERVICES["drift-textfile-exporter"]
+    settings = Settings(home=home)
+    written = [
+        settings.drift_reports_dir / monitoring.PROMETHEUS_FILE,
+        settings.reports_dir / "ingestion" / ingestion.PROMETHEUS_FILE,
+    ]
+    exporter = SERVICES["textfile-exporter"]
     (mount,) = exporter["volumes"]
     volume, inside, _ = mount.split(":")
     assert f"{volume}:{home}" in SERVICES["airflow-scheduler"]["volumes"]
-    directory = next(a.split("=", 1)[1] for a in exporter["command"] if "textfile.directory" in a)
-    assert f"{directory}/{PROMETHEUS_FILE}" == str(written).replace(home, inside, 1)
+    directories = [a.split("=", 1)[1] for a in exporter["command"] if "textfile.directory" in a]
+    for path in written:
+        assert str(path.parent).replace(home, inside, 1) in directories, path
     assert "--web.enable-otlp-receiver" in SERVICES["prometheus"]["command"]
     airflow = _environment(SERVICES["airflow-scheduler"])
     assert airflow["AIRFLOW__METRICS__OTEL_ON"] == "True"
@@ -256,9 +261,11 @@ def test_dashboard_shows_what_the_model_server_exports():
         assert name in exported
     assert "churn_request_latency_seconds_bucket" in expressions
     assert "churn_predictions_total" in expressions and "churn_model_info" in expressions
-    # The drift panel reads the gauge the nightly check writes to its textfile.
+    # The drift and quarantine panels read the gauges the nightly check and ingestion write.
     monitoring = (REPO / "include/mlops_pipeline/monitoring.py").read_text()
     assert 'Gauge("mlops_drift_share"' in monitoring and "mlops_drift_share" in expressions
+    ingestion = (REPO / "include/mlops_pipeline/ingestion.py").read_text()
+    assert '"mlops_quarantine_rate"' in ingestion and "mlops_quarantine_rate" in expressions
 
 
 def test_airflow_commands_parse_with_the_installed_airflow():

@@ -86,3 +86,30 @@ def test_reports_are_kept_for_failures_too(settings):
     assert (settings.data_docs_dir / "index.html").exists()
     manifest = storage.read_manifest(storage.partition_dir(settings.quarantine_dir, DAY))
     assert manifest["status"] == "rejected"
+
+
+def _gauges(path) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        sample.name + str(sorted(sample.labels.items()) or ""): sample.value
+        for family in text_string_to_metric_families(path.read_text())
+        for sample in family.samples
+    }
+
+
+def test_the_newest_days_quarantine_rate_is_exported_for_prometheus(settings):
+    from mlops_pipeline.ingestion import PROMETHEUS_FILE
+
+    newest = DAY + dt.timedelta(days=1)
+    generate_day(settings.landing_dir, newest, ROWS, scenario="out_of_range")
+    ingest_day(settings, newest)
+    textfile = settings.reports_dir / "ingestion" / PROMETHEUS_FILE
+    exported = _gauges(textfile)
+    assert exported["mlops_quarantine_rate"] == 2 / ROWS
+    assert exported["mlops_ingestion_rows[('kind', 'quarantined')]"] == 2
+    assert exported["mlops_ingestion_batch_passed"] == 1
+    # Re-running an older (clean) day keeps the newest day's figures.
+    generate_day(settings.landing_dir, DAY, ROWS)
+    ingest_day(settings, DAY)
+    assert _gauges(textfile)["mlops_quarantine_rate"] == 2 / ROWS
