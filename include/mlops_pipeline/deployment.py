@@ -278,8 +278,10 @@ def decision_markdown(record: dict[str, Any]) -> str:
         "",
         f"- Outcome: **{record['outcome']}**",
         f"- Decided at: {record['decided_at']} by {record.get('decided_by', 'gates')}",
-        f"- Airflow: {record.get('airflow', {})}",
     ]
+    airflow = record.get("airflow") or {}
+    if airflow:  # the approver's copy is rendered before the run records itself
+        lines.append("- Airflow: " + ", ".join(f"{k} `{v}`" for k, v in sorted(airflow.items())))
     evaluation = record.get("evaluation")
     if evaluation:
         champion = evaluation.get("champion")
