@@ -39,6 +39,7 @@ from airflow.sdk import Param, TriggerRule, dag, task
 
 from mlops_pipeline.approval import PromotionApproval
 from mlops_pipeline.assets import ALIAS_WRITES_POOL, churn_model_challenger
+from mlops_pipeline.retry_policy import retrying_tasks
 
 
 @dag(
@@ -48,12 +49,7 @@ from mlops_pipeline.assets import ALIAS_WRITES_POOL, churn_model_challenger
     max_active_runs=1,
     tags=["mlops", "deployment", "mlflow"],
     doc_md=__doc__,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 3,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-    },
+    default_args=retrying_tasks("ml-platform"),
     params={
         "version": Param(
             None,

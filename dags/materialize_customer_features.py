@@ -27,6 +27,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from mlops_pipeline.assets import customer_features_online, validated_customer_activity
+from mlops_pipeline.retry_policy import retrying_tasks
 
 
 @dag(
@@ -36,12 +37,7 @@ from mlops_pipeline.assets import customer_features_online, validated_customer_a
     max_active_runs=1,
     tags=["mlops", "features", "feast"],
     doc_md=__doc__,
-    default_args={
-        "owner": "data-platform",
-        "retries": 3,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-    },
+    default_args=retrying_tasks("data-platform"),
     params={
         "dates": Param(
             [],

@@ -36,6 +36,7 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from mlops_pipeline.assets import retrain_requested
 from mlops_pipeline.config import get_settings
+from mlops_pipeline.retry_policy import retrying_tasks
 
 
 @dag(
@@ -48,13 +49,7 @@ from mlops_pipeline.config import get_settings
     max_active_runs=1,
     tags=["mlops", "monitoring", "drift", "evidently"],
     doc_md=__doc__,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 3,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=10),
-    },
+    default_args=retrying_tasks("ml-platform"),
     params={
         "date": Param(
             None,

@@ -35,6 +35,7 @@ from mlops_pipeline.assets import (
     customer_features_online,
     retrain_requested,
 )
+from mlops_pipeline.retry_policy import retrying_tasks
 
 
 @dag(
@@ -44,13 +45,7 @@ from mlops_pipeline.assets import (
     max_active_runs=1,
     tags=["mlops", "training", "mlflow"],
     doc_md=__doc__,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 3,
-        "retry_delay": dt.timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=10),
-    },
+    default_args=retrying_tasks("ml-platform"),
     params={
         "window_end": Param(
             None,
