@@ -87,3 +87,14 @@ def test_other_model_shapes_are_scored_by_the_pipeline(model):
     assert scorer.kind == "pipeline"
     sample = verification_sample(rows=4)
     assert scorer.predict_proba(sample).shape == (4,)
+
+
+def test_calibration_reproduces_the_calibrator_at_and_beyond_its_knots(model):
+    compiled = CompiledScorer(model)
+    calibrator = compiled.calibrator
+    assert compiled.calibrate is not calibrator.predict  # the fast path, not the fallback
+    knots = getattr(calibrator, "X_thresholds_", np.array([-1.0, 0.0, 1.0]))
+    raw = np.concatenate(
+        [knots, knots + 1e-9, knots - 1e-9, [knots.min() - 50, knots.max() + 50, 0.0]]
+    )
+    np.testing.assert_array_equal(compiled.calibrate(raw), calibrator.predict(raw))
