@@ -49,9 +49,7 @@ def _wait(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
     raise RuntimeError(f"{url} never became ready")
 
 
-def _wrk(
-    url: str, body: dict, connections: int, scratch: Path, seconds: int = DURATION_S
-) -> dict:
+def _wrk(url: str, body: dict, connections: int, scratch: Path, seconds: int = DURATION_S) -> dict:
     script = scratch / f"post-{connections}.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -178,7 +176,7 @@ def run() -> dict:
                 mlflow_body,
             ),
         }
-        for name, (url, body) in cases.items():
+        for url, body in cases.values():
             httpx.post(url, json=body, timeout=30).raise_for_status()
             for connections in CONCURRENCY:
                 _wrk(url, body, connections, scratch, seconds=WARMUP_S)
