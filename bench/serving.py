@@ -3,7 +3,8 @@
 
 Single-customer requests, at concurrency 1 and 8, for: our server with the feature lookup
 (Feast online store, embedded SQLite), our server with inline features, and MLflow's scoring
-server with inline features (it has no feature lookup).
+server with inline features (it has no feature lookup); each server with one worker process
+and with two.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ CONCURRENCY = (1, 8)
 # Each case is measured this many times, interleaved with the others, and reported as the
 # median, so one noisy neighbour moment does not decide a figure.
 REPEATS = 3
+# Worker processes of each server (uvicorn workers for both): one, and one per core here.
+WORKERS = (1, 2)
 
 
 def _wait(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
@@ -128,31 +131,29 @@ def run() -> dict:
         # mlflow's scoring server execs `uvicorn` by name.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    ours_port, mlflow_port = free_port(), free_port()
-    ours = subprocess.Popen(
-        [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(ours_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    theirs = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            f"models:/{outcome.model_name}@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(mlflow_port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    model_uri = f"models:/{outcome.model_name}@champion"
+    servers: dict[str, tuple[list[str], str]] = {}  # name -> (command line, readiness path)
+    for workers in WORKERS:
+        servers[f"ours_w{workers}"] = (
+            [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--workers", str(workers)],
+            "/ready",
+        )
+        servers[f"mlflow_w{workers}"] = (
+            [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local"]
+            + ["-h", "127.0.0.1", "--workers", str(workers)],
+            "/ping",
+        )
+    ports = {name: free_port() for name in servers}
+    processes = {
+        name: subprocess.Popen(
+            [*command, "--port" if name.startswith("ours") else "-p", str(ports[name])],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for name, (command, _) in servers.items()
+    }
     results: dict = {
         "customers": CUSTOMERS,
         "duration_s": DURATION_S,
@@ -161,21 +162,17 @@ def run() -> dict:
         "samples": {},
     }
     try:
-        _wait(f"http://127.0.0.1:{ours_port}/ready", ours)
-        _wait(f"http://127.0.0.1:{mlflow_port}/ping", theirs)
+        for name, (_, ready) in servers.items():
+            _wait(f"http://127.0.0.1:{ports[name]}{ready}", processes[name])
         scratch = root / "wrk"
         scratch.mkdir()
-        cases = {
-            "ours_feature_lookup": (
-                f"http://127.0.0.1:{ours_port}/predict",
-                {"customer_ids": [42]},
-            ),
-            "ours_inline": (f"http://127.0.0.1:{ours_port}/predict", {"instances": [raw]}),
-            "mlflow_models_serve_inline": (
-                f"http://127.0.0.1:{mlflow_port}/invocations",
-                mlflow_body,
-            ),
-        }
+        cases = {}
+        for workers in WORKERS:
+            ours = f"http://127.0.0.1:{ports[f'ours_w{workers}']}/predict"
+            theirs = f"http://127.0.0.1:{ports[f'mlflow_w{workers}']}/invocations"
+            cases[f"ours_feature_lookup_w{workers}"] = (ours, {"customer_ids": [42]})
+            cases[f"ours_inline_w{workers}"] = (ours, {"instances": [raw]})
+            cases[f"mlflow_models_serve_inline_w{workers}"] = (theirs, mlflow_body)
         for url, body in cases.values():
             httpx.post(url, json=body, timeout=30).raise_for_status()
             for connections in CONCURRENCY:
@@ -190,7 +187,7 @@ def run() -> dict:
             for key, runs in results["samples"].items()
         }
     finally:
-        for process in (ours, theirs):
+        for process in processes.values():
             process.terminate()
             process.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
@@ -203,13 +200,14 @@ def report(results: dict) -> str:
         "Serving, single-customer requests, wrk on loopback, medians of "
         f"{results['repeats']} runs of {results['duration_s']} s "
         "(goal: p99 < 5 ms at c=1 with the lookup; at c=8 >= 3x mlflow's throughput, p99 < 30 ms)",
-        "| server | concurrency | req/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---|---|---|---|---|",
+        "| server | workers | concurrency | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, row in results["runs"].items():
-        name, connections = key.rsplit("@c", 1)
+        case, connections = key.rsplit("@c", 1)
+        name, workers = case.rsplit("_w", 1)
         lines.append(
-            f"| {name} | {connections} | {row['req_per_s']:.0f} | {row['p50_ms']:.2f} | "
-            f"{row['p99_ms']:.2f} | {row['non_2xx']} |"
+            f"| {name} | {workers} | {connections} | {row['req_per_s']:.0f} | "
+            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} |"
         )
     return "\n".join(lines)

@@ -109,6 +109,13 @@ class Settings(BaseModel):
         gt=0,
         description="How often the model server re-reads the `champion` alias to swap models.",
     )
+    serving_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of the model server; each loads the champion and watches "
+        "its alias (one per core it may use; /metrics sums them).",
+    )
     serving_url: str = Field(
         default="",
         description="Base URL of the running model server, for the post-promotion smoke test "

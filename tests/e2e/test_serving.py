@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 import threading
 import time
 
@@ -14,7 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from mlops_pipeline import contract, deployment
+from mlops_pipeline import contract, deployment, registry
 from mlops_pipeline.config import Settings
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.feature_store import register_definitions
@@ -182,3 +184,61 @@ def test_alias_change_is_picked_up_without_dropping_requests(server, platform):
         thread.join()
     assert statuses and set(statuses) == {200}, f"{len(statuses)} requests: {set(statuses)}"
     assert versions == {"1", "2"}
+    served = _model_info(httpx.get(f"{server}/metrics").text)
+    assert served == {"1": 0.0, "2": 1.0}, served  # the replaced version is no longer served
+
+
+def _model_info(exposition: str) -> dict[str, float]:
+    """version -> value of ``churn_model_info`` in a Prometheus exposition."""
+    return {
+        version: float(value)
+        for version, value in re.findall(
+            r'^churn_model_info\{alias="champion",name="churn-classifier",version="(\d+)"\} (\S+)$',
+            exposition,
+            re.M,
+        )
+    }
+
+
+def _predicted(exposition: str) -> float:
+    return sum(
+        float(v)
+        for v in re.findall(r'^churn_predictions_total\{churn="\w+"\} (\S+)$', exposition, re.M)
+    )
+
+
+def test_workers_share_the_requests_and_report_one_set_of_metrics(platform):
+    tracking = registry.client(platform)
+    champion = registry.version_for_alias(tracking, platform.registered_model_name, "champion")
+    champion = str(champion.version)
+    other = "1" if champion == "2" else "2"
+    env = {"MLOPS_SERVING_WORKERS": "2", "MLOPS_SERVING_POLL_SECONDS": "0.5"}
+    started = time.time()
+    with running_server(platform, env) as base:
+        for _ in range(40):  # a new connection each time: the kernel spreads them over workers
+            response = httpx.post(f"{base}/predict", json={"customer_ids": [7, 8]})
+            assert response.status_code == 200 and response.json()["model_version"] == champion
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        logs = [
+            f
+            for f in (platform.home / "predictions" / f"date={today}").glob("*.jsonl")
+            if f.stat().st_mtime >= started
+        ]
+        workers = {int(f.stem.rsplit("-", 1)[1]) for f in logs}
+        assert len(workers) == 2, logs
+        # Whichever worker answers /metrics, it reports every worker's predictions.
+        for _ in range(6):
+            exposition = httpx.get(f"{base}/metrics").text
+            assert _predicted(exposition) == 80, exposition
+            assert _model_info(exposition) == {champion: 1.0}
+
+        deployment.promote(platform, other)
+        deadline = time.monotonic() + 60
+        while {httpx.get(f"{base}/model").json()["version"] for _ in range(8)} != {other}:
+            assert time.monotonic() < deadline, "not every worker picked up the new champion"
+            time.sleep(0.5)
+        time.sleep(1)  # both workers polled at least once more
+        assert _model_info(httpx.get(f"{base}/metrics").text) == {champion: 0.0, other: 1.0}
+    for pid in workers:  # stopping the server stops its workers
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

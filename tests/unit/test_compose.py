@@ -249,7 +249,7 @@ def test_mounted_files_exist_and_parse():
 def test_dashboard_shows_what_the_model_server_exports():
     import json
 
-    from mlops_pipeline.serving.app import Metrics
+    from mlops_pipeline.serving.metrics import Metrics
 
     dashboard = json.loads((REPO / "deploy/grafana/dashboards/mlops.json").read_text())
     expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
@@ -257,7 +257,7 @@ def test_dashboard_shows_what_the_model_server_exports():
     for topic in ("latency", "by class", "drift share", "quarantine", "champion version"):
         assert topic in titles
     exported = {m.name for m in Metrics().registry.collect()}
-    for name in ("churn_request_latency_seconds", "churn_predictions", "churn_model"):
+    for name in ("churn_request_latency_seconds", "churn_predictions", "churn_model_info"):
         assert name in exported
     assert "churn_request_latency_seconds_bucket" in expressions
     assert "churn_predictions_total" in expressions and "churn_model_info" in expressions

@@ -8,19 +8,13 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    Info,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mlops_pipeline import contract
-from mlops_pipeline.config import Settings
+from mlops_pipeline.config import Settings, get_settings
 from mlops_pipeline.feature_groups import ON_DEMAND_FEATURES
 from mlops_pipeline.serving.champion import ChampionWatcher, LoadedModel
+from mlops_pipeline.serving.metrics import Metrics
 from mlops_pipeline.serving.prediction_log import PredictionLog
 from mlops_pipeline.serving.schemas import (
     Prediction,
@@ -31,26 +25,19 @@ from mlops_pipeline.serving.schemas import (
 from mlops_pipeline.training import MODEL_FEATURES
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.latency = Histogram(
-            "churn_request_latency_seconds",
-            "Request latency by endpoint.",
-            ["endpoint"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-            registry=self.registry,
-        )
-        self.predictions = Counter(
-            "churn_predictions_total", "Predictions by class.", ["churn"], registry=self.registry
-        )
-        self.model = Info("churn_model", "The model being served.", registry=self.registry)
-
-
 def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> FastAPI:
     watcher = watcher or ChampionWatcher(settings)
     metrics = Metrics()
     log = PredictionLog(settings.home / "predictions")
+
+    def record_swap(replaced: LoadedModel | None, loaded: LoadedModel) -> None:
+        metrics.serving(
+            loaded.alias, loaded.name, loaded.version, replaced.version if replaced else None
+        )
+
+    watcher.on_swap.append(record_swap)
+    if watcher.current is not None:
+        record_swap(None, watcher.current)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -105,10 +92,7 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        model = watcher.current
-        if model is not None:
-            metrics.model.info({"name": model.name, "version": model.version, "alias": model.alias})
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     # Deliberately `async def`: a request is ~1 ms of CPU under the GIL (an online-store read
     # and a compiled model), so a thread-pool hop per request costs more than it could overlap.
@@ -158,8 +142,8 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
                 )
             ]
             positives = int(decisions.sum())
-            metrics.predictions.labels(churn="true").inc(positives)
-            metrics.predictions.labels(churn="false").inc(len(predictions) - positives)
+            metrics.positive.inc(positives)
+            metrics.negative.inc(len(predictions) - positives)
             features = {n: columns[n] for n in MODEL_FEATURES}
             log.append(
                 [
@@ -174,7 +158,7 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
                     for row, p in enumerate(predictions)
                 ]
             )
-        metrics.latency.labels(endpoint="/predict").observe(time.perf_counter() - started)
+        metrics.predict_latency.observe(time.perf_counter() - started)
         return PredictResponse(
             model_name=model.name,
             model_version=model.version,
@@ -185,6 +169,11 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
 
     app.state.watcher = watcher
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for one uvicorn worker process (``mlops-pipeline serve --workers N``)."""
+    return create_app(get_settings())
 
 
 def _plain(value: Any) -> Any:

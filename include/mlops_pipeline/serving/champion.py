@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ class ChampionWatcher:
         self.alias = alias
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
+        # Called with (replaced, loaded) after every swap, on the thread that swapped.
+        self.on_swap: list[Callable[[LoadedModel | None, LoadedModel], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -55,6 +58,7 @@ class ChampionWatcher:
         model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
         scorer = scorer_for(model)
         threshold = float(version.tags.get(f"{registry.TAG_PREFIX}threshold", "0.5"))
+        replaced = self.current
         self.current = LoadedModel(
             name=name,
             version=str(version.version),
@@ -66,6 +70,8 @@ class ChampionWatcher:
             run_id=version.run_id,
         )
         self.last_error = None
+        for listener in self.on_swap:
+            listener(replaced, self.current)
         log.info("serving %s v%s (@%s, %s scorer)", name, version.version, self.alias, scorer.kind)
         return True
 

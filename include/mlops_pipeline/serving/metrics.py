@@ -1,0 +1,83 @@
+"""The model server's Prometheus metrics, for one process or summed over uvicorn workers.
+
+With more than one worker, ``mlops-pipeline serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
+fresh directory before the workers start; prometheus_client then keeps every worker's values in
+files there and ``/metrics`` (answered by any one worker) reads them all.
+
+Importing ``feast.metrics`` also sets that variable (to a directory of its own) when it is unset,
+so whether values live in files is read off prometheus_client itself, not off the environment."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        in_files = getattr(values.ValueClass, "_multiprocess", False)
+        self.multiprocess_dir = os.environ.get(MULTIPROCESS_DIR_ENV) if in_files else None
+        if self.multiprocess_dir:
+            forget_dead_workers(self.multiprocess_dir)
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "churn_request_latency_seconds",
+            "Request latency by endpoint.",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=self.registry,
+        )
+        predictions = Counter(
+            "churn_predictions_total", "Predictions by class.", ["churn"], registry=self.registry
+        )
+        self.positive = predictions.labels(churn="true")
+        self.negative = predictions.labels(churn="false")
+        self.predict_latency = self.latency.labels(endpoint="/predict")
+        # 1 while some worker serves that version, 0 once none does (an Info metric cannot be
+        # shared between processes).
+        self._model = Gauge(
+            "churn_model_info",
+            "The model being served: 1 while a worker serves this version.",
+            ["alias", "name", "version"],
+            multiprocess_mode="livemax",
+            registry=self.registry,
+        )
+
+    def serving(self, alias: str, name: str, version: str, replaced: str | None) -> None:
+        """Record that this process now serves ``version`` (instead of ``replaced``)."""
+        if replaced is not None and replaced != version:
+            # Set to 0, not removed: another worker may still report it (livemax).
+            self._model.labels(alias, name, replaced).set(0)
+        self._model.labels(alias, name, version).set(1)
+
+    def exposition(self) -> bytes:
+        if not self.multiprocess_dir:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return generate_latest(registry)
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drop the gauges of workers that died (uvicorn replaces a crashed worker); their
+    counters and histograms stay in the sums, as Prometheus expects of counters."""
+    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        match = re.search(r"_(\d+)\.db$", path)
+        if match and not _alive(int(match.group(1))):
+            mark_process_dead(int(match.group(1)), directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
