@@ -367,8 +367,11 @@ class SmokeTestFailed(RuntimeError):
 
 def smoke_test(settings: Settings, version: str) -> dict[str, Any]:
     """Ask the running model server for ``version`` until the timeout: ``GET /model`` must
-    report it and ``POST /predict`` must answer with it."""
+    report it, ``POST /predict`` must answer with it and ``/metrics`` must show no worker
+    still serving another version (a server with several workers swaps each on its own)."""
     import httpx
+
+    from mlops_pipeline.serving.metrics import served_versions
 
     base = settings.serving_url.rstrip("/")
     deadline = time.monotonic() + settings.smoke_timeout_seconds
@@ -379,8 +382,13 @@ def smoke_test(settings: Settings, version: str) -> dict[str, Any]:
             if served == version:
                 answer = httpx.post(f"{base}/predict", json={"customer_ids": [1]}, timeout=10)
                 if answer.status_code == 200 and answer.json()["model_version"] == version:
-                    return {"url": base, "version": version, "status": answer.status_code}
-                last = f"/predict answered {answer.status_code}: {answer.text[:200]}"
+                    exposition = httpx.get(f"{base}/metrics", timeout=5).text
+                    others = served_versions(exposition, registry.CHAMPION) - {version}
+                    if not others:
+                        return {"url": base, "version": version, "status": answer.status_code}
+                    last = f"workers still serve version(s) {', '.join(sorted(others))}"
+                else:
+                    last = f"/predict answered {answer.status_code}: {answer.text[:200]}"
             else:
                 last = f"/model serves version {served}"
         except (httpx.HTTPError, ValueError) as exc:

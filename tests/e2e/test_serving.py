@@ -233,12 +233,11 @@ def test_workers_share_the_requests_and_report_one_set_of_metrics(platform):
             assert _model_info(exposition) == {champion: 1.0}
 
         deployment.promote(platform, other)
-        deadline = time.monotonic() + 60
-        while {httpx.get(f"{base}/model").json()["version"] for _ in range(8)} != {other}:
-            assert time.monotonic() < deadline, "not every worker picked up the new champion"
-            time.sleep(0.5)
-        time.sleep(1)  # both workers polled at least once more
+        # The post-promotion smoke test passes only once every worker serves the new version.
+        smoke = platform.replace(serving_url=base, smoke_timeout_seconds=60)
+        assert deployment.smoke_test(smoke, other)["version"] == other
         assert _model_info(httpx.get(f"{base}/metrics").text) == {champion: 0.0, other: 1.0}
+        assert {httpx.get(f"{base}/model").json()["version"] for _ in range(8)} == {other}
     for pid in workers:  # stopping the server stops its workers
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

@@ -341,11 +341,22 @@ def test_the_slim_serving_environment_serves_the_champion(pipeline, tmp_path):
         pytest.skip("uv is not installed (make venv installs it)")
     venv = tmp_path / "serving-venv"
     python = venv / "bin" / "python"
+    # What the image's build copies before `pip install .` (building in the checkout would
+    # leave a build/ directory there).
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, context / name)
+    shutil.copytree(
+        REPO / "include",
+        context / "include",
+        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"),
+    )
     for step in (
         [uv, "venv", "-q", "--python", sys.executable, str(venv)],
         [uv, "pip", "install", "-q", "--python", str(python), "-c", "requirements.txt"]
         + ["-r", "requirements-serving.in"],
-        [uv, "pip", "install", "-q", "--python", str(python), "--no-deps", "."],
+        [uv, "pip", "install", "-q", "--python", str(python), "--no-deps", str(context)],
     ):
         done = subprocess.run(step, cwd=REPO, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -363,6 +374,7 @@ def test_the_slim_serving_environment_serves_the_champion(pipeline, tmp_path):
         "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",
         # A non-editable install cannot find the repository: the image's ENV names it.
         "MLOPS_FEATURE_REPO": str(REPO / "feature_repo"),
+        "MLOPS_SERVING_WORKERS": "2",  # as the compose file runs it
     }
     env.pop("PYTHONPATH", None)
     with background(command, env, f"{base}/ready", tmp_path / "serve.log", 180):
@@ -372,3 +384,5 @@ def test_the_slim_serving_environment_serves_the_champion(pipeline, tmp_path):
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["model_version"] == version and len(body["predictions"]) == 2
+        exposition = httpx.get(f"{base}/metrics").text
+        assert f'version="{version}"}} 1.0' in exposition, exposition[-2000:]

@@ -81,3 +81,16 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def served_versions(exposition: str, alias: str) -> set[str]:
+    """The versions under ``alias`` that some worker serves, read from a ``/metrics`` page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        sample.labels["version"]
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "churn_model_info"
+        for sample in family.samples
+        if sample.labels.get("alias") == alias and sample.value == 1
+    }
