@@ -17,14 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 from bench.common import median, save
 from bench.features import D0, build_lake
-from mlops_pipeline.serving.process import free_port
+from mlops_pipeline.serving.process import free_port, wait_until_ready
 
 CUSTOMERS = 5_000
 DAYS = 9
@@ -36,20 +35,6 @@ CONCURRENCY = (1, 8)
 REPEATS = 3
 # Worker processes of each server (uvicorn workers for both): one, and one per core here.
 WORKERS = (1, 2)
-
-
-def _wait(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} never became ready")
 
 
 def _wrk(url: str, body: dict, connections: int, scratch: Path, seconds: int = DURATION_S) -> dict:
@@ -163,7 +148,13 @@ def run() -> dict:
     }
     try:
         for name, (_, ready) in servers.items():
-            _wait(f"http://127.0.0.1:{ports[name]}{ready}", processes[name])
+            process = processes[name]
+            wait_until_ready(
+                process,
+                f"http://127.0.0.1:{ports[name]}{ready}",
+                180,
+                lambda p=process: p.stderr.read().decode()[-2000:],
+            )
         scratch = root / "wrk"
         scratch.mkdir()
         cases = {}

@@ -128,8 +128,7 @@ def airflow_environment(
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
     }
-    env = {**defaults, **environ, **forced}
-    return env
+    return {**defaults, **environ, **forced}
 
 
 def project_dag_ids() -> list[str]:
@@ -320,9 +319,8 @@ class LocalStack:
         if unhealthy:
             return "Airflow " + ", ".join(unhealthy)
         for name, url in (("MLflow", self.mlflow_url), ("model server", self.model_server_url)):
-            probe = "/health"
             try:
-                if httpx.get(url + probe, timeout=5).status_code != 200:
+                if httpx.get(f"{url}/health", timeout=5).status_code != 200:
                     return name
             except httpx.HTTPError:
                 return name

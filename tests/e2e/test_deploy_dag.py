@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
 from mlops_pipeline import deployment, registry
+from mlops_pipeline.serving.process import free_port
 from mlops_pipeline.status import platform_status
 from mlops_pipeline.training import TrainingParams
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
@@ -104,10 +104,7 @@ def test_rollback_restores_the_previous_version(runner, lake):
 
 
 def test_a_failing_smoke_test_rolls_the_promotion_back(runner, lake, monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    monkeypatch.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
     monkeypatch.setenv("MLOPS_SMOKE_TIMEOUT_SECONDS", "2")
     tracking = registry.client(lake)
     _train(lake, GOOD, "first")

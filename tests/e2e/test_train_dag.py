@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from mlops_pipeline import registry
+from mlops_pipeline.serving.process import free_port
 from mlops_pipeline.status import platform_status
 from mlops_pipeline.training import TrainingParams
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
@@ -99,16 +98,10 @@ def test_too_little_data_fails_fast_without_retries(runner, lake):
         assert ti.try_number == 1
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_unreachable_tracking_server_is_a_retryable_failure(lake, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    unreachable = lake.replace(mlflow_tracking_uri=f"http://127.0.0.1:{_closed_port()}")
+    unreachable = lake.replace(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(registry.TrackingUnavailable, match="unreachable"):
         train_and_register(unreachable, TrainingRequest(DAYS[-1], 28, TrainingParams(**FAST)))
 

@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+from tests.conftest import skip_or_fail
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -20,10 +22,7 @@ REDIS_PORT = int(os.environ.get("MLOPS_TEST_REDIS_PORT", "6379"))
 
 
 def _unavailable(what: str, error: Exception) -> None:
-    message = f"{what} unreachable: {type(error).__name__}: {error}"
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message} (REQUIRE_SERVICES=1: integration tests must run)")
-    pytest.skip(message)
+    skip_or_fail(f"{what} unreachable: {type(error).__name__}: {error}")
 
 
 def postgres_admin():

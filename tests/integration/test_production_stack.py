@@ -21,7 +21,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Generator
 from pathlib import Path
@@ -30,8 +29,8 @@ import httpx
 import pytest
 import yaml
 
-from mlops_pipeline.serving.process import free_port
-from tests.conftest import REPO
+from mlops_pipeline.serving.process import free_port, wait_until_ready
+from tests.conftest import REPO, skip_or_fail
 from tests.fake_docker_engine import fake_docker_engine
 from tests.integration.conftest import (
     POSTGRES_ADMIN_URL,
@@ -59,16 +58,7 @@ def background(
             command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[0]} exited: {log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(ready_url, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{ready_url} not ready after {timeout_s:.0f} s")
-            time.sleep(0.5)
+        wait_until_ready(process, ready_url, timeout_s, lambda: log.read_text()[-3000:])
         yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -338,7 +328,7 @@ def test_the_slim_serving_environment_serves_the_champion(pipeline, tmp_path):
 
     uv = shutil.which("uv")
     if uv is None:
-        pytest.skip("uv is not installed (make venv installs it)")
+        skip_or_fail("uv is not installed (make venv installs it)")
     venv = tmp_path / "serving-venv"
     python = venv / "bin" / "python"
     # What the image's build copies before `pip install .` (building in the checkout would

@@ -25,7 +25,8 @@ import pytest
 
 from mlops_pipeline.config import get_settings
 from mlops_pipeline.local_stack import ADMIN, PASSWORDS_FILE, project_dag_ids
-from tests.conftest import REPO
+from mlops_pipeline.serving.process import free_port
+from tests.conftest import REPO, skip_or_fail
 from tests.ui.state import DAYS, prepare_lake, record_nights
 
 pytestmark = pytest.mark.browser
@@ -46,15 +47,7 @@ def _require_chromium() -> None:
         f"Chromium is not installed at {CHROMIUM}: `make test` installs it with apt-get "
         "(needs root and Debian's package index)"
     )
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    skip_or_fail(reason)
 
 
 @dataclass
@@ -113,7 +106,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
     home = root / "home"
     prepare_lake(get_settings().replace(home=home))
-    ports = [_free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3)]
     env = {
         **os.environ,
         "MLOPS_HOME": str(home),

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 from mlops_pipeline.config import Settings
 
@@ -19,14 +19,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_ready(
+    process: subprocess.Popen, url: str, timeout_s: float, output: Callable[[], str]
+) -> None:
+    """Poll ``url`` until it answers 200; fail at once, with ``output()``, if ``process``
+    exits first, or with ``TimeoutError`` after ``timeout_s``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited ({process.returncode}): {output()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready after {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def running_server(
     settings: Settings, extra_env: dict[str, str] | None = None, timeout_s: float = 120
 ) -> Generator[str]:
     """Start ``mlops-pipeline serve`` on a free port for ``settings``; yield its base URL once
     ``/ready`` answers 200; stop it on exit."""
-    import httpx
-
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(port)],
@@ -36,18 +53,9 @@ def running_server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"model server exited: {process.stderr.read().decode()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"model server at {base} not ready after {timeout_s:.0f} s")
-            time.sleep(0.5)
+        wait_until_ready(
+            process, f"{base}/ready", timeout_s, lambda: process.stderr.read().decode()[-3000:]
+        )
         yield base
     finally:
         process.terminate()
