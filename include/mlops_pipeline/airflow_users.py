@@ -17,6 +17,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from mlops_pipeline import storage
+
 USERS = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"
 PASSWORDS_FILE = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 ALL_ADMINS = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"
@@ -29,10 +31,15 @@ class InsecureAuthConfig(ValueError):
     pass
 
 
+def all_admins(environ: Mapping[str, str]) -> bool:
+    """Whether the configuration turns the login off (every visitor an admin)."""
+    return environ.get(ALL_ADMINS, "").strip().lower() in ("1", "true", "t", "yes")
+
+
 def write_password_file(environ: Mapping[str, str] = os.environ) -> Path:
     """Write ``{admin: password}`` to the configured passwords file (mode 600) after checking
     that the configuration asks for a login."""
-    if environ.get(ALL_ADMINS, "false").strip().lower() in ("1", "true", "t", "yes"):
+    if all_admins(environ):
         raise InsecureAuthConfig(f"{ALL_ADMINS} turns authentication off; unset it")
     username = environ.get(ADMIN_USERNAME, "admin")
     password = environ.get(ADMIN_PASSWORD, "")
@@ -44,11 +51,7 @@ def write_password_file(environ: Mapping[str, str] = os.environ) -> Path:
     if users.get(username) != "admin":
         raise InsecureAuthConfig(f"{USERS} must list {username}:admin, got {environ.get(USERS)!r}")
     path = Path(environ[PASSWORDS_FILE])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump({username: password}, handle)
-    os.chmod(path, 0o600)
+    storage.write_private(path, json.dumps({username: password}))
     return path
 
 

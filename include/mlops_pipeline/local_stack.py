@@ -33,6 +33,7 @@ from typing import IO
 
 import httpx
 
+from mlops_pipeline import airflow_users, storage
 from mlops_pipeline.airflow_runner import embedded_airflow_env
 from mlops_pipeline.config import Settings, get_settings
 
@@ -74,10 +75,7 @@ def _private_json(path: Path, make: dict[str, str]) -> dict[str, str]:
     missing = {k: v for k, v in make.items() if k not in values}
     if missing or not path.exists():
         values.update(missing)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(values, handle)
+        storage.write_private(path, json.dumps(values))
     os.chmod(path, 0o600)
     return values
 
@@ -94,9 +92,8 @@ def airflow_environment(
 ) -> dict[str, str]:
     """The environment of every Airflow component: embedded defaults (variables already set
     win), the simple auth manager with the generated admin, shared secrets, LocalExecutor."""
-    truthy = ("1", "true", "t", "yes")
-    if environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "").lower() in truthy:
-        raise StackError("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS turns the login off")
+    if airflow_users.all_admins(environ):
+        raise StackError(f"{airflow_users.ALL_ADMINS} turns the login off")
     airflow_home = Path(environ.get("AIRFLOW_HOME", settings.home / "airflow"))
     airflow_home.mkdir(parents=True, exist_ok=True)
     shared = _private_json(
@@ -118,7 +115,7 @@ def airflow_environment(
     forced = {
         "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        airflow_users.ALL_ADMINS: "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / PASSWORDS_FILE),
         "AIRFLOW__API_AUTH__JWT_SECRET": shared["jwt_secret"],
         "AIRFLOW__API__SECRET_KEY": shared["api_secret_key"],

@@ -12,11 +12,12 @@ keep it; commented-out lines stay comments. An existing ``.env`` is never overwr
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import secrets
 import sys
 from pathlib import Path
+
+from mlops_pipeline import storage
 
 ASSIGNMENT = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
 
@@ -45,11 +46,7 @@ def write_env(example: Path, output: Path, force: bool = False) -> list[str]:
     if output.exists() and not force:
         raise FileExistsError(f"{output} exists; pass --force to replace its secrets")
     text, generated = render(example.read_text())
-    # Created private: only the owner reads the secrets.
-    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.chmod(output, 0o600)
+    storage.write_private(output, text)
     return generated
 
 
