@@ -5,12 +5,6 @@ from __future__ import annotations
 from airflow.sdk.timezone import utcnow
 
 
-def asset_event_extras(asset_name: str) -> list[dict]:
-    from mlops_pipeline.airflow_runner import asset_event_extras
-
-    return asset_event_extras(asset_name)
-
-
 def answer_pending_approval(dag_id: str, task_id: str, option: str, user: str) -> bool:
     """Answer a waiting human-in-the-loop task the way Airflow's HITL REST API does (record the
     response on the HITL detail, then resume the parked task). Returns whether one was waiting.

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from mlops_pipeline import storage
+from mlops_pipeline.airflow_runner import asset_event_extras
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.ingestion import FAILED_EXPECTATIONS
 from tests.conftest import TEST_ROWS
-from tests.e2e.helpers import asset_event_extras
 
 DAG_ID = "ingest_customer_activity"
 DAY = dt.date(2025, 6, 2)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from mlops_pipeline.airflow_runner import asset_event_extras
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.features import OnlineFeatureReader
 from mlops_pipeline.materialization import days_from_asset_extras
 from tests.conftest import TEST_ROWS
-from tests.e2e.helpers import asset_event_extras
 
 D0 = dt.date(2025, 7, 1)
 

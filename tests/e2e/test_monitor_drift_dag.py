@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from mlops_pipeline import deployment, monitoring, registry
+from mlops_pipeline import deployment, mlops_view, monitoring, registry
+from mlops_pipeline.airflow_runner import asset_event_extras
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.ingestion import ingest_day
 from mlops_pipeline.status import platform_status
 from mlops_pipeline.training import TrainingParams
 from mlops_pipeline.training_job import TrainingRequest, train_and_register, trigger_from_events
 from tests.e2e.conftest import DAYS, ROWS
-from tests.e2e.helpers import asset_event_extras
 
 DRIFT_DAYS = [DAYS[-1] + dt.timedelta(days=i) for i in (1, 2)]
 
@@ -104,6 +104,17 @@ def test_drift_that_persists_requests_one_retrain_with_its_reasons(runner, lake,
         DAYS[-1].isoformat(),
     ]
     assert [n["retrain"] for n in nights[:3]] == [True, False, False]
+    # The MLOps view on these real records (its own tests render synthetic ones): the figures
+    # and the link to each night's Evidently report.
+    shown = mlops_view.view_state(settings)["monitoring"]["nights"][:3]
+    assert [n["drift_share"] for n in shown] == [
+        monitoring.read_record(settings, day)["drift"]["drift_share"]
+        for day in (DRIFT_DAYS[1], DRIFT_DAYS[0], DAYS[-1])
+    ]
+    linked = mlops_view.resolve_report(settings, shown[0]["report_url"].removeprefix("reports/"))
+    assert linked.samefile(again["report_html"])
+    page = mlops_view.render_page(mlops_view.view_state(settings))
+    assert "monthly_charges" in page and shown[0]["report_url"] in page
 
     # A day without a validated partition cannot be checked: fail at once, no retries.
     run, states = _night(runner, DRIFT_DAYS[1] + dt.timedelta(days=5))
