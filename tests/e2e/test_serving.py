@@ -8,6 +8,7 @@ import os
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -207,6 +208,36 @@ def _predicted(exposition: str) -> float:
     )
 
 
+def _load_until_both_workers_answer(
+    platform: Settings, base: str, champion: str, started: float
+) -> tuple[set[int], int]:
+    """Concurrent requests, each on a new connection, until the prediction logs show that two
+    worker processes answered. Both workers wait on the one listening socket and the first to
+    wake takes the connection, so one-at-a-time requests may all land on the same worker while
+    the other never wins a race; with requests in flight, the busy worker cannot accept.
+    Returns the workers' pids and the number of requests sent (two customers each)."""
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    log_dir = platform.home / "predictions" / f"date={today}"
+
+    def predict(_: int) -> None:
+        response = httpx.post(f"{base}/predict", json={"customer_ids": [7, 8]})
+        assert response.status_code == 200 and response.json()["model_version"] == champion
+
+    requests, workers = 0, set()
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while len(workers) < 2 and time.monotonic() < deadline:
+            list(pool.map(predict, range(40)))
+            requests += 40
+            workers = {
+                int(f.stem.rsplit("-", 1)[1])
+                for f in log_dir.glob("*.jsonl")
+                if f.stat().st_mtime >= started
+            }
+    assert len(workers) == 2, f"{requests} requests, answered by {workers}"
+    return workers, requests
+
+
 def test_workers_share_the_requests_and_report_one_set_of_metrics(platform):
     tracking = registry.client(platform)
     champion = registry.version_for_alias(tracking, platform.registered_model_name, "champion")
@@ -215,21 +246,11 @@ def test_workers_share_the_requests_and_report_one_set_of_metrics(platform):
     env = {"MLOPS_SERVING_WORKERS": "2", "MLOPS_SERVING_POLL_SECONDS": "0.5"}
     started = time.time()
     with running_server(platform, env) as base:
-        for _ in range(40):  # a new connection each time: the kernel spreads them over workers
-            response = httpx.post(f"{base}/predict", json={"customer_ids": [7, 8]})
-            assert response.status_code == 200 and response.json()["model_version"] == champion
-        today = dt.datetime.now(dt.UTC).date().isoformat()
-        logs = [
-            f
-            for f in (platform.home / "predictions" / f"date={today}").glob("*.jsonl")
-            if f.stat().st_mtime >= started
-        ]
-        workers = {int(f.stem.rsplit("-", 1)[1]) for f in logs}
-        assert len(workers) == 2, logs
+        workers, requests = _load_until_both_workers_answer(platform, base, champion, started)
         # Whichever worker answers /metrics, it reports every worker's predictions.
         for _ in range(6):
             exposition = httpx.get(f"{base}/metrics").text
-            assert _predicted(exposition) == 80, exposition
+            assert _predicted(exposition) == 2 * requests, exposition
             assert _model_info(exposition) == {champion: 1.0}
 
         deployment.promote(platform, other)
