@@ -1,8 +1,10 @@
 """``mlops-pipeline serve``: the model server under uvicorn, in one process or in N workers.
 
 One worker scores on one core. More workers (``MLOPS_SERVING_WORKERS``) each load the champion,
-watch its alias and write their own prediction log file; uvicorn spreads the connections over
-them and replaces a worker that dies."""
+watch its alias and write their own prediction log file. They share one listening socket, so
+a new connection goes to whichever idle worker accepts it first (under light sequential load
+that may be the same one every time; under concurrent load all of them); uvicorn replaces a
+worker that dies."""
 
 from __future__ import annotations
 
