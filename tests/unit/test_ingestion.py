@@ -8,7 +8,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from mlops_pipeline import contract, storage
+from mlops_pipeline import contract, ingestion, storage
 from mlops_pipeline.config import Settings
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.ingestion import (
@@ -113,3 +113,17 @@ def test_the_newest_days_quarantine_rate_is_exported_for_prometheus(settings):
     generate_day(settings.landing_dir, DAY, ROWS)
     ingest_day(settings, DAY)
     assert _gauges(textfile)["mlops_quarantine_rate"] == 2 / ROWS
+
+
+def test_text_far_down_a_number_column_rejects_the_batch_naming_the_column(settings, monkeypatch):
+    landed = generate_day(settings.landing_dir, DAY, ROWS)
+    lines = landed.path.read_text().splitlines()
+    header = lines[0].split(",")
+    last = lines[-1].split(",")
+    last[header.index("tenure_months")] = "twelve"
+    lines[-1] = ",".join(last)
+    landed.path.write_text("\n".join(lines) + "\n")
+    # Blocks far smaller than the file: the stray value is many blocks past the first.
+    monkeypatch.setattr(ingestion, "CSV_BLOCK_BYTES", 4096)
+    with pytest.raises(BatchRejected, match="batch-level expectations.*tenure_months"):
+        ingest_day(settings, DAY)
