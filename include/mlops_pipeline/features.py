@@ -77,17 +77,65 @@ def build_training_set(
     )
 
 
+# Value kinds that OnlineResponse.to_dict returns as they are (nothing to parse or wrap).
+_PLAIN_VALUE_KINDS = frozenset(
+    {"int32_val", "int64_val", "float_val", "double_val", "string_val", "bool_val"}
+)
+
+
 class OnlineFeatureReader:
     """Reads the service's features for customers from the online store (used by serving).
     Holds one store so repeated reads do not re-open registry and connections."""
 
     def __init__(self, settings: Settings, feature_service: str = FEATURE_SERVICE) -> None:
+        from feast.value_type import ValueType
+
         self.store = open_store(settings)
         self.service = self.store.get_feature_service(feature_service)
+        plain_types = {
+            ValueType.INT32,
+            ValueType.INT64,
+            ValueType.FLOAT,
+            ValueType.DOUBLE,
+            ValueType.STRING,
+            ValueType.BOOL,
+        }
+        self._all_plain = all(
+            feature.dtype.to_value_type() in plain_types
+            for projection in self.service.feature_view_projections
+            for feature in projection.features
+        )
 
     def read(self, customer_ids: Sequence[int]) -> dict[str, list[Any]]:
         """Column name -> values, in ``customer_ids`` order; unknown customers get None."""
-        return self.store.get_online_features(
+        response = self.store.get_online_features(
             features=self.service,
             entity_rows=[{contract.ENTITY_KEY: int(k)} for k in customer_ids],
-        ).to_dict()
+        )
+        if not self._all_plain:
+            return response.to_dict()
+        return _plain_columns(response)
+
+
+def _plain_columns(response: Any) -> dict[str, list[Any]]:
+    """``OnlineResponse.to_dict()`` for a service whose features are all plain scalars.
+
+    Equal to it value for value: for these kinds Feast returns the proto's field as it is and
+    None for an unset value, but it first tries some twenty other kinds per value, which made
+    the conversion ~1.5 ms of a 100-customer read. Anything else still goes through Feast."""
+    from feast.type_map import feast_value_type_to_python_type
+
+    proto = response.proto
+    columns: dict[str, list[Any]] = {}
+    for name, vector in zip(proto.metadata.feature_names.val, proto.results, strict=True):
+        values = []
+        for value in vector.values:
+            kind = value.WhichOneof("val")
+            if kind is None:
+                values.append(None)
+            elif kind in _PLAIN_VALUE_KINDS:
+                values.append(getattr(value, kind))
+            else:
+                values.append(feast_value_type_to_python_type(value))
+        columns[name] = values
+    return columns

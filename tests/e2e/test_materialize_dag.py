@@ -39,9 +39,18 @@ def test_validated_days_are_materialized_and_rejected_days_are_not(runner, setti
     emitted = asset_event_extras("customer_features_online")
     assert len(emitted) == online_before + 1
     assert emitted[-1]["dates"] == [d.isoformat() for d in days]
-    served = OnlineFeatureReader(settings).read([1, 2, TEST_ROWS + 1])
+    reader = OnlineFeatureReader(settings)
+    served = reader.read([1, 2, TEST_ROWS + 1])
     assert served["monthly_charges"][0] is not None
     assert served["monthly_charges"][2] is None, "an unknown customer is served nothing"
+    # The reader's own value conversion gives exactly what Feast's would.
+    assert (
+        served
+        == reader.store.get_online_features(
+            features=reader.service,
+            entity_rows=[{"customer_id": k} for k in (1, 2, TEST_ROWS + 1)],
+        ).to_dict()
+    )
 
     # A day that failed validation has nothing to materialize: the run fails, no event.
     rejected = runner.run_dag(
