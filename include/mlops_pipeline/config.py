@@ -104,6 +104,13 @@ class Settings(BaseModel):
     min_training_rows: int = Field(
         default=1_000, ge=10, description="Fewest training rows accepted before failing fast."
     )
+    training_set_chunk_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Entity rows per point-in-time join when building a training set: "
+        "consecutive days are joined together up to this many rows, which bounds the memory "
+        "of Feast's on-demand view (it turns the whole joined table into Python objects).",
+    )
     serving_poll_seconds: float = Field(
         default=10.0,
         gt=0,

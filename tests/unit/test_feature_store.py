@@ -15,7 +15,12 @@ from mlops_pipeline.config import Settings
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.feature_groups import ACTIVITY_FEATURES, FEATURE_SERVICE, PROFILE_FEATURES
 from mlops_pipeline.feature_store import open_store, register_definitions
-from mlops_pipeline.features import NotEnoughData, build_training_set, entity_rows
+from mlops_pipeline.features import (
+    NotEnoughData,
+    _consecutive_chunks,
+    build_training_set,
+    entity_rows,
+)
 from mlops_pipeline.ingestion import BatchRejected, ingest_day
 from mlops_pipeline.materialization import (
     check_online,
@@ -130,6 +135,24 @@ def test_training_set_covers_validated_days_only(lake):
     assert set(training.feature_columns) >= set(contract.FEATURE_COLUMNS)
     with pytest.raises(NotEnoughData):
         entity_rows(lake, D0 + dt.timedelta(days=10), D0 + dt.timedelta(days=12))
+
+
+def test_a_training_set_joined_day_by_day_equals_one_join(lake):
+    whole = build_training_set(lake.replace(training_set_chunk_rows=10 * ROWS), D0, DAYS[-1])
+    by_day = build_training_set(lake.replace(training_set_chunk_rows=ROWS), D0, DAYS[-1])
+    pd.testing.assert_frame_equal(by_day.frame, whole.frame)
+    assert by_day.partitions == whole.partitions and by_day.days == whole.days
+
+
+def test_chunks_are_runs_of_consecutive_days_within_the_row_budget():
+    days = [
+        (D0 + dt.timedelta(days=i), pd.DataFrame({"row": range(n)}), {})
+        for i, n in enumerate([3, 3, 5, 1])
+    ]
+    assert [len(c) for c in _consecutive_chunks(days, 6)] == [6, 6]
+    # A day over the budget is a chunk of its own; no day is ever split or dropped.
+    assert [len(c) for c in _consecutive_chunks(days, 2)] == [3, 3, 5, 1]
+    assert [len(c) for c in _consecutive_chunks(days, 100)] == [12]
 
 
 def test_materializing_the_same_interval_twice_changes_nothing(lake):
