@@ -18,6 +18,29 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} missing from /proc/self/status")
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now."""
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak resident memory.
+
+    Not ``getrusage().ru_maxrss``: on Linux, exec folds the parent's peak into it, and Python
+    starts children with vfork, so a child of a big bench process would report the parent's
+    peak (a 28 MiB child of an 800 MiB parent reports 828 MiB). VmHWM belongs to the child's
+    own address space."""
+    return _status_kib("VmHWM") * 1024
+
+
 def machine() -> str:
     cpus = os.cpu_count()
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -30,6 +53,7 @@ def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> dict
     """Run ``code`` in a fresh interpreter; it prints one JSON object as its last line."""
     done = subprocess.run(
         [sys.executable, "-c", code, *args],
+        cwd=REPO,  # the child imports bench.common from here
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},

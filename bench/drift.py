@@ -24,7 +24,7 @@ CURRENT_ROWS = 100_000
 REPEATS = 3
 
 _CHILD = r"""
-import datetime as dt, json, resource, sys, time, warnings
+import datetime as dt, json, sys, time, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
 from mlops_pipeline.monitoring import run_nightly_check
@@ -32,14 +32,12 @@ import evidently, mlflow, mlflow.pyfunc, mlflow.sklearn, skops.io, sklearn, feas
 # (imports are not the check's work)
 from evidently.presets import DataDriftPreset
 settings = Settings(home=sys.argv[1], drift_min_batch_rows=1)
-def rss():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize()
-baseline = rss()
+from bench.common import peak_rss_bytes, rss_bytes
+baseline = rss_bytes()
 started = time.perf_counter()
 record = run_nightly_check(settings, dt.date.fromisoformat(sys.argv[2]))
 total = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_rss_bytes()
 print(json.dumps({"total": total, "timings": record["timings"], "peak_rss": peak,
                   "peak_over_baseline": peak - baseline, "rows": record["rows"],
                   "reference_rows": record["drift"]["rows_reference"],

@@ -86,22 +86,20 @@ def _postgres_database() -> tuple[str, callable]:
 
 
 _HISTORICAL_CHILD = r"""
-import datetime as dt, json, resource, sys, time, warnings
+import datetime as dt, json, sys, time, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
 from mlops_pipeline.features import build_training_set
 from mlops_pipeline.feature_store import open_store
 settings = Settings(home=sys.argv[1])
 open_store(settings).get_feature_service("churn_model_v1")
-def rss():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize()
-baseline = rss()
+from bench.common import peak_rss_bytes, rss_bytes
+baseline = rss_bytes()
 start = dt.date.fromisoformat(sys.argv[2]); end = dt.date.fromisoformat(sys.argv[3])
 started = time.perf_counter()
 training = build_training_set(settings, start, end)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_rss_bytes()
 print(json.dumps({"seconds": seconds, "rows": len(training.frame),
                   "peak_over_baseline": peak - baseline, "peak_rss": peak}))
 """

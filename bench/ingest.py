@@ -19,7 +19,7 @@ FORMATS = ("csv", "parquet")
 DAY = dt.date(2025, 6, 2)
 
 _CHILD = r"""
-import datetime as dt, json, resource, sys, warnings
+import datetime as dt, json, sys, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
 from mlops_pipeline import ingestion
@@ -28,9 +28,7 @@ from mlops_pipeline.validation import GxProject
 settings = Settings(home=sys.argv[1])
 GxProject(settings)  # import Great Expectations and open the project before measuring
 
-def rss_bytes():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize()
+from bench.common import peak_rss_bytes, rss_bytes
 
 frame_bytes = {}
 real_conform = ingestion.conform_types
@@ -42,7 +40,7 @@ ingestion.conform_types = conform_and_measure
 
 baseline = rss_bytes()
 report = ingestion.ingest_day(settings, dt.date.fromisoformat(sys.argv[2]))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_rss_bytes()
 print(json.dumps({"timings": report.timings, "rows": report.rows_landed,
                   "frame_bytes": frame_bytes["read"], "peak_over_baseline": peak - baseline}))
 """

@@ -17,21 +17,19 @@ CUSTOMERS = 20_000
 REPEATS = 3
 
 _CHILD = r"""
-import datetime as dt, json, resource, sys, time, warnings
+import datetime as dt, json, sys, time, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
 import mlflow, sklearn, shap  # imports are not the task's work
 settings = Settings(home=sys.argv[1])
-def rss():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize()
-baseline = rss()
+from bench.common import peak_rss_bytes, rss_bytes
+baseline = rss_bytes()
 started = time.perf_counter()
 request = TrainingRequest(dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3]), reason="bench")
 outcome = train_and_register(settings, request)
 total = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_rss_bytes()
 print(json.dumps({"total": total, "timings": outcome.timings, "peak_rss": peak,
                   "peak_over_baseline": peak - baseline, "roc_auc": outcome.metrics["roc_auc"]}))
 """
