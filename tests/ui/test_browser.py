@@ -36,7 +36,7 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 README_SCREENSHOT = REPO / "docs" / "mlops_view.png"
 STACK_START_SECONDS = 420
 RUN_SECONDS = 600
-# How long a deferral stands before the test answers it (see _wait_until_deferred).
+# How long a deferral stands before the test answers it (see _wait_until_awaiting_input).
 SCHEDULER_GRACE_SECONDS = 15
 UI_MS = 60_000
 REASON = "browser test"
@@ -261,14 +261,15 @@ def test_training_triggered_from_the_form_succeeds(page, stack):
     page.screenshot(path=ARTIFACTS / "05-training-run.png")
 
 
-def _wait_until_deferred(stack: Stack, dag_id: str, task_id: str) -> None:
-    """Until the newest run's task has been deferred for SCHEDULER_GRACE_SECONDS.
+def _wait_until_awaiting_input(stack: Stack, dag_id: str, task_id: str) -> None:
+    """Until the newest run's HITL task has been deferred, awaiting input, for
+    SCHEDULER_GRACE_SECONDS.
 
     Airflow 3.3.2 fails a deferred task whose trigger fires before the scheduler has processed
     the worker's exit from the deferral (apache/airflow#67287, the queued-state variant); a
     person answering takes longer than that, a test clicking at once on a busy machine may not.
     """
-    deadline = time.monotonic() + RUN_SECONDS
+    deadline = time.monotonic() + 60  # the request is already in Required Actions
     with stack.api() as api:
         while True:
             (run,) = api.get(
@@ -277,7 +278,7 @@ def _wait_until_deferred(stack: Stack, dag_id: str, task_id: str) -> None:
             state = api.get(
                 f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/{task_id}"
             ).json()["state"]
-            if state == "deferred":
+            if state == "awaiting_input":
                 break
             assert time.monotonic() < deadline, f"{task_id} is {state}\n{stack.log()}"
             time.sleep(1)
@@ -299,7 +300,7 @@ def test_the_promotion_waits_in_required_actions_and_is_approved_there(page, sta
     gate_cell.wait_for()
     assert page.get_by_role("cell", name="budget:p99_latency_ms").is_visible()
     page.screenshot(path=ARTIFACTS / "07-approval-form.png", full_page=True)
-    _wait_until_deferred(stack, "deploy_churn_model", "approve")
+    _wait_until_awaiting_input(stack, "deploy_churn_model", "approve")
     page.get_by_role("button", name="Approve", exact=True).click()
 
     run = _wait_for_run(stack, "deploy_churn_model")

@@ -145,10 +145,7 @@ def test_a_training_set_joined_day_by_day_equals_one_join(lake):
 
 
 def test_chunks_are_runs_of_consecutive_days_within_the_row_budget():
-    days = [
-        (D0 + dt.timedelta(days=i), pd.DataFrame({"row": range(n)}), {})
-        for i, n in enumerate([3, 3, 5, 1])
-    ]
+    days = [(pd.DataFrame({"row": range(n)}), {}) for n in [3, 3, 5, 1]]
     assert [len(c) for c in _consecutive_chunks(days, 6)] == [6, 6]
     # A day over the budget is a chunk of its own; no day is ever split or dropped.
     assert [len(c) for c in _consecutive_chunks(days, 2)] == [3, 3, 5, 1]
