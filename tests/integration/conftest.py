@@ -63,7 +63,9 @@ def redis_client():
 
 
 def remove_feast_project(settings, redis_client) -> None:
-    """Tear down a Feast project: its registry objects and its Redis keys."""
+    """Tear down a Feast project: its Redis keys and the registry's objects. Feast's SQL
+    registry teardown empties the registry tables of every project in the database, not only
+    this one: harmless here, the database is this session's and tests run one at a time."""
     from mlops_pipeline.feature_store import open_store
 
     open_store(settings).teardown()
