@@ -39,6 +39,17 @@ os.environ.update(
 TEST_ROWS = 400
 
 
+def prometheus_samples(exposition: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every sample in a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    ]
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip a test whose real dependency (a service, a browser, a tool) is missing here; under
     REQUIRE_SERVICES=1 (set by .ci/run) fail instead, so CI never passes by skipping."""

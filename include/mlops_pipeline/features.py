@@ -40,17 +40,11 @@ class TrainingSet:
         return [c for c in self.frame.columns if c not in ENTITY_COLUMNS]
 
 
-def entity_rows(settings: Settings, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, list]:
-    """Labelled entity rows of the validated days in ``[start, end]`` and their manifests.
-    Days that failed validation have no partition and contribute nothing."""
-    days = _entity_days(settings, start, end)
-    return pd.concat([rows for rows, _ in days], ignore_index=True), [m for _, m in days]
-
-
 def _entity_days(
     settings: Settings, start: dt.date, end: dt.date
 ) -> list[tuple[pd.DataFrame, dict[str, Any]]]:
-    """(entity rows, manifest) of each validated day in ``[start, end]``, oldest first."""
+    """(labelled entity rows, manifest) of each validated day in ``[start, end]``, oldest
+    first. Days that failed validation have no partition and contribute nothing."""
     days = []
     for day in storage.partition_days(settings.lake_dir):
         if start <= day <= end:

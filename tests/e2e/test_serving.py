@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from mlops_pipeline.materialization import days_interval, materialize_interval
 from mlops_pipeline.serving.process import running_server
 from mlops_pipeline.training import MODEL_FEATURES, TrainingParams, model_inputs
 from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from tests.conftest import prometheus_samples
 from tests.e2e.conftest import DAYS, ROWS
 
 
@@ -190,21 +190,19 @@ def test_alias_change_is_picked_up_without_dropping_requests(server, platform):
 
 
 def _model_info(exposition: str) -> dict[str, float]:
-    """version -> value of ``churn_model_info`` in a Prometheus exposition."""
+    """version -> value of ``churn_model_info`` for the champion alias in a /metrics page."""
     return {
-        version: float(value)
-        for version, value in re.findall(
-            r'^churn_model_info\{alias="champion",name="churn-classifier",version="(\d+)"\} (\S+)$',
-            exposition,
-            re.M,
-        )
+        labels["version"]: value
+        for name, labels, value in prometheus_samples(exposition)
+        if name == "churn_model_info" and labels["alias"] == "champion"
     }
 
 
 def _predicted(exposition: str) -> float:
     return sum(
-        float(v)
-        for v in re.findall(r'^churn_predictions_total\{churn="\w+"\} (\S+)$', exposition, re.M)
+        value
+        for name, _, value in prometheus_samples(exposition)
+        if name == "churn_predictions_total"
     )
 
 

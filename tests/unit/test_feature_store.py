@@ -15,12 +15,7 @@ from mlops_pipeline.config import Settings
 from mlops_pipeline.datagen import generate_day
 from mlops_pipeline.feature_groups import ACTIVITY_FEATURES, FEATURE_SERVICE, PROFILE_FEATURES
 from mlops_pipeline.feature_store import open_store, register_definitions
-from mlops_pipeline.features import (
-    NotEnoughData,
-    _consecutive_chunks,
-    build_training_set,
-    entity_rows,
-)
+from mlops_pipeline.features import NotEnoughData, _consecutive_chunks, build_training_set
 from mlops_pipeline.ingestion import BatchRejected, ingest_day
 from mlops_pipeline.materialization import (
     check_online,
@@ -134,7 +129,7 @@ def test_training_set_covers_validated_days_only(lake):
     assert training.frame[contract.LABEL].notna().all()
     assert set(training.feature_columns) >= set(contract.FEATURE_COLUMNS)
     with pytest.raises(NotEnoughData):
-        entity_rows(lake, D0 + dt.timedelta(days=10), D0 + dt.timedelta(days=12))
+        build_training_set(lake, D0 + dt.timedelta(days=10), D0 + dt.timedelta(days=12))
 
 
 def test_a_training_set_joined_day_by_day_equals_one_join(lake):

@@ -17,6 +17,7 @@ from mlops_pipeline.ingestion import (
     LandingFileMissing,
     ingest_day,
 )
+from tests.conftest import prometheus_samples
 
 DAY = dt.date(2025, 6, 2)
 ROWS = 400
@@ -89,12 +90,9 @@ def test_reports_are_kept_for_failures_too(settings):
 
 
 def _gauges(path) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
     return {
-        sample.name + str(sorted(sample.labels.items()) or ""): sample.value
-        for family in text_string_to_metric_families(path.read_text())
-        for sample in family.samples
+        name + str(sorted(labels.items()) or ""): value
+        for name, labels, value in prometheus_samples(path.read_text())
     }
 
 
