@@ -43,7 +43,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VPY) -m mlops_pipeline.demo
+	$(VPY) -m mlops_pipeline.platform.demo
 
 test: $(STAMP) chromium
 	$(VPY) -m pytest $(PYTEST_ARGS)
@@ -55,9 +55,9 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; } \
 	  || echo "Chromium could not be installed: the browser tests will skip"
 
-# The whole platform on this machine until Ctrl-C (mlops_pipeline.local_stack).
+# The whole platform on this machine until Ctrl-C (mlops_pipeline.platform.local_stack).
 airflow: $(STAMP)
-	$(VPY) -m mlops_pipeline.local_stack
+	$(VPY) -m mlops_pipeline.platform.local_stack
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -73,4 +73,4 @@ clean:
 # The production stack's .env (docker-compose.yaml): every empty value of .env.example becomes
 # a fresh random secret. Never overwrites an existing .env.
 secrets: $(STAMP)
-	$(VPY) -m mlops_pipeline.secrets_env --example .env.example --output .env
+	$(VPY) -m mlops_pipeline.platform.secrets_env --example .env.example --output .env

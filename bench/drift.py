@@ -27,7 +27,7 @@ _CHILD = r"""
 import datetime as dt, json, sys, time, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
-from mlops_pipeline.monitoring import run_nightly_check
+from mlops_pipeline.monitoring.nightly import run_nightly_check
 import evidently, mlflow, mlflow.pyfunc, mlflow.sklearn, skops.io, sklearn, feast, prometheus_client
 # (imports are not the check's work)
 from evidently.presets import DataDriftPreset
@@ -47,12 +47,12 @@ print(json.dumps({"total": total, "timings": record["timings"], "peak_rss": peak
 
 
 def run() -> dict:
-    from mlops_pipeline.datagen import generate_day
-    from mlops_pipeline.deployment import promote
-    from mlops_pipeline.feature_store import register_definitions
-    from mlops_pipeline.ingestion import ingest_day
-    from mlops_pipeline.training import TrainingParams
-    from mlops_pipeline.training_job import TrainingRequest, train_and_register
+    from mlops_pipeline.data.datagen import generate_day
+    from mlops_pipeline.data.ingestion import ingest_day
+    from mlops_pipeline.deployment.promotion import promote
+    from mlops_pipeline.features.store import register_definitions
+    from mlops_pipeline.training.job import TrainingRequest, train_and_register
+    from mlops_pipeline.training.model import TrainingParams
 
     root = Path(tempfile.mkdtemp(prefix="bench-drift-"))
     settings = build_lake(root, customers=CUSTOMERS, days=DAYS)

@@ -32,8 +32,8 @@ REDIS = os.environ.get("MLOPS_BENCH_REDIS", "127.0.0.1:6379")
 
 def build_lake(home: Path, customers: int, days: int):
     from mlops_pipeline.config import Settings
-    from mlops_pipeline.datagen import generate_day
-    from mlops_pipeline.ingestion import ingest_day
+    from mlops_pipeline.data.datagen import generate_day
+    from mlops_pipeline.data.ingestion import ingest_day
 
     settings = Settings(home=home, build_data_docs=False)
     for offset in range(days):
@@ -52,7 +52,7 @@ def _percentiles(samples: list[float]) -> dict:
 
 
 def _online_latency(settings) -> dict:
-    from mlops_pipeline.features import OnlineFeatureReader
+    from mlops_pipeline.features.access import OnlineFeatureReader
 
     reader = OnlineFeatureReader(settings)
     rng = np.random.default_rng(0)
@@ -89,8 +89,8 @@ _HISTORICAL_CHILD = r"""
 import datetime as dt, json, sys, time, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
-from mlops_pipeline.features import build_training_set
-from mlops_pipeline.feature_store import open_store
+from mlops_pipeline.features.access import build_training_set
+from mlops_pipeline.features.store import open_store
 settings = Settings(home=sys.argv[1])
 open_store(settings).get_feature_service("churn_model_v1")
 from bench.common import peak_rss_bytes, rss_bytes
@@ -106,8 +106,12 @@ print(json.dumps({"seconds": seconds, "rows": len(training.frame),
 
 
 def run() -> dict:
-    from mlops_pipeline.feature_store import open_store, register_definitions
-    from mlops_pipeline.materialization import check_online, days_interval, materialize_interval
+    from mlops_pipeline.features.materialization import (
+        check_online,
+        days_interval,
+        materialize_interval,
+    )
+    from mlops_pipeline.features.store import open_store, register_definitions
 
     results: dict = {}
     root = Path(tempfile.mkdtemp(prefix="bench-features-"))

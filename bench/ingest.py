@@ -22,8 +22,8 @@ _CHILD = r"""
 import datetime as dt, json, sys, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
-from mlops_pipeline import ingestion
-from mlops_pipeline.validation import GxProject
+from mlops_pipeline.data import ingestion
+from mlops_pipeline.data.validation import GxProject
 
 settings = Settings(home=sys.argv[1])
 GxProject(settings)  # import Great Expectations and open the project before measuring
@@ -48,7 +48,7 @@ print(json.dumps({"timings": report.timings, "rows": report.rows_landed,
 
 def _measure(file_format: str) -> dict:
     from mlops_pipeline.config import Settings
-    from mlops_pipeline.datagen import generate_day
+    from mlops_pipeline.data.datagen import generate_day
 
     home = Path(tempfile.mkdtemp(prefix=f"bench-ingest-{file_format}-"))
     settings = Settings(home=home)

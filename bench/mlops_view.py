@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, run_python, save
-from mlops_pipeline.airflow_runner import embedded_airflow_env
+from mlops_pipeline.orchestration.runner import embedded_airflow_env
 
 VERSIONS = 100
 NIGHTS = 365
@@ -67,8 +67,9 @@ def build_home(home: Path) -> None:
     aliases, drift nights and decision records, written with the pipeline's functions."""
     from mlflow.entities import Metric
 
-    from mlops_pipeline import deployment, registry
     from mlops_pipeline.config import Settings
+    from mlops_pipeline.deployment import promotion as deployment
+    from mlops_pipeline.deployment import registry
     from tests.ui.state import record_nights
 
     settings = Settings(home=home)
@@ -128,7 +129,8 @@ def run() -> dict[str, Any]:
             "BENCH_PASSWORD": password,
         }
         run_python(
-            "from mlops_pipeline.airflow_runner import migrate_metadata_db as m; m(); print('{}')",
+            "from mlops_pipeline.orchestration.runner import migrate_metadata_db as m; "
+            "m(); print('{}')",
             env=env,
         )
         timed = run_python(_TIMED, str(REQUESTS), env=env)

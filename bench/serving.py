@@ -77,11 +77,11 @@ def _wrk(url: str, body: dict, connections: int, scratch: Path, seconds: int = D
 
 
 def run() -> dict:
-    from mlops_pipeline import deployment
-    from mlops_pipeline.feature_store import register_definitions
-    from mlops_pipeline.features import OnlineFeatureReader
-    from mlops_pipeline.materialization import days_interval, materialize_interval
-    from mlops_pipeline.training_job import TrainingRequest, train_and_register
+    from mlops_pipeline.deployment import promotion as deployment
+    from mlops_pipeline.features.access import OnlineFeatureReader
+    from mlops_pipeline.features.materialization import days_interval, materialize_interval
+    from mlops_pipeline.features.store import register_definitions
+    from mlops_pipeline.training.job import TrainingRequest, train_and_register
 
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk); `make bench` installs it")
@@ -94,8 +94,8 @@ def run() -> dict:
     deployment.promote(settings, outcome.version)
 
     features = OnlineFeatureReader(settings).read([42])
-    from mlops_pipeline import contract
-    from mlops_pipeline.training import MODEL_FEATURES, model_inputs
+    from mlops_pipeline.data import contract
+    from mlops_pipeline.training.model import MODEL_FEATURES, model_inputs
 
     raw = {k: features[k][0] for k in contract.FEATURE_COLUMNS}
     import pandas as pd
@@ -121,7 +121,14 @@ def run() -> dict:
     servers: dict[str, tuple[list[str], str]] = {}  # name -> (command line, readiness path)
     for workers in WORKERS:
         servers[f"ours_w{workers}"] = (
-            [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--workers", str(workers)],
+            [
+                sys.executable,
+                "-m",
+                "mlops_pipeline.platform.cli",
+                "serve",
+                "--workers",
+                str(workers),
+            ],
             "/ready",
         )
         servers[f"mlflow_w{workers}"] = (

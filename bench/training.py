@@ -20,7 +20,7 @@ _CHILD = r"""
 import datetime as dt, json, sys, time, warnings
 warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
-from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from mlops_pipeline.training.job import TrainingRequest, train_and_register
 import mlflow, sklearn, shap  # imports are not the task's work
 settings = Settings(home=sys.argv[1])
 from bench.common import peak_rss_bytes, rss_bytes
@@ -36,7 +36,7 @@ print(json.dumps({"total": total, "timings": outcome.timings, "peak_rss": peak,
 
 
 def run() -> dict:
-    from mlops_pipeline.feature_store import register_definitions
+    from mlops_pipeline.features.store import register_definitions
 
     root = Path(tempfile.mkdtemp(prefix="bench-training-"))
     settings = build_lake(root, customers=CUSTOMERS, days=DAYS)

@@ -6,8 +6,8 @@ Runs when `train_churn_model` emits the Asset `churn_model_challenger` (or by ha
 
 1. **evaluate** re-scores the challenger and the current champion on the **same** frozen
    holdout (the challenger's test days, read through the feature service) and runs the gates
-   of `include/mlops_pipeline/gates.py`: quality floors, no regression beyond a margin on any
-   gated metric, strict improvement on ROC AUC (ties keep the champion), no segment
+   of `include/mlops_pipeline/deployment/gates.py`: quality floors, no regression beyond a
+   margin on any gated metric, strict improvement on ROC AUC (ties keep the champion), no segment
    regressing beyond its margin, calibration (Brier), p99 single-row latency and model size
    budgets, and a signature the serving schema accepts. The first model only has to clear
    the floors and budgets.
@@ -37,9 +37,9 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, TriggerRule, dag, task
 
-from mlops_pipeline.approval import PromotionApproval
-from mlops_pipeline.assets import ALIAS_WRITES_POOL, churn_model_challenger
-from mlops_pipeline.retry_policy import retrying_tasks
+from mlops_pipeline.orchestration.approval import PromotionApproval
+from mlops_pipeline.orchestration.assets import ALIAS_WRITES_POOL, churn_model_challenger
+from mlops_pipeline.orchestration.retry_policy import retrying_tasks
 
 
 @dag(
@@ -65,7 +65,7 @@ def deploy_churn_model():
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops_pipeline.config import get_settings
-        from mlops_pipeline.deployment import DeploymentError, evaluate_challenger
+        from mlops_pipeline.deployment.promotion import DeploymentError, evaluate_challenger
 
         version = params["version"]
         for events in (triggering_asset_events or {}).values():
@@ -111,8 +111,8 @@ def deploy_churn_model():
         # upstream, and its success alone would satisfy this trigger rule on the reject path.
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
+        from mlops_pipeline.deployment import promotion as deployment
 
         evaluation = ti.xcom_pull(task_ids="evaluate")
         settings = get_settings()
@@ -147,8 +147,8 @@ def deploy_churn_model():
     def restart_model_server(ti=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from mlops_pipeline import docker_target
         from mlops_pipeline.config import get_settings
+        from mlops_pipeline.deployment import docker_target
 
         settings = get_settings()
         if not docker_target.configured(settings):
@@ -158,8 +158,8 @@ def deploy_churn_model():
 
     @task(multiple_outputs=False)
     def reject(evaluation: dict, dag_run=None) -> dict:
-        from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
+        from mlops_pipeline.deployment import promotion as deployment
 
         reasons = evaluation["gates"]["reasons"]
         path = deployment.record_decision(
@@ -175,8 +175,8 @@ def deploy_churn_model():
     @task(multiple_outputs=False)
     def record_approver_rejection(evaluation: dict, dag_run=None, ti=None) -> dict:
         """The approver chose "Reject": the promotion is skipped; record who and why."""
-        from mlops_pipeline import deployment
         from mlops_pipeline.config import get_settings
+        from mlops_pipeline.deployment import promotion as deployment
 
         approver = _approver(ti.xcom_pull(task_ids="approve", key="answer"))
         reasons = [f"rejected by {approver}"]

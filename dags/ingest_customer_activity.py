@@ -3,7 +3,7 @@
 
 Daily, for the run's data interval: waits for the day's file in the landing zone, validates it
 with the Great Expectations suite `customer_activity_daily` (kept in
-`include/mlops_pipeline/validation.py`), writes the clean rows to the validated lake partition
+`include/mlops_pipeline/data/validation.py`), writes the clean rows to the validated lake partition
 (replacing it whole) and the failing rows to quarantine with the names of the expectations they
 failed.
 
@@ -24,8 +24,8 @@ import datetime as dt
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, PokeReturnValue, dag, task
 
-from mlops_pipeline.assets import validated_customer_activity
 from mlops_pipeline.config import get_settings
+from mlops_pipeline.orchestration.assets import validated_customer_activity
 
 # Read from the environment (no I/O): how long to wait for the landing file.
 _settings = get_settings()
@@ -49,7 +49,7 @@ def ingest_customer_activity():
         retries=0,
     )
     def wait_for_landing_file(data_interval_start=None) -> PokeReturnValue:
-        from mlops_pipeline.storage import find_landing_file
+        from mlops_pipeline.data.storage import find_landing_file
 
         path = find_landing_file(get_settings().landing_dir, data_interval_start.date())
         return PokeReturnValue(is_done=path is not None, xcom_value=str(path) if path else None)
@@ -60,7 +60,7 @@ def ingest_customer_activity():
     def validate_and_split(landing_file: str, data_interval_start=None, outlet_events=None):
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops_pipeline.ingestion import BatchRejected, ingest_day
+        from mlops_pipeline.data.ingestion import BatchRejected, ingest_day
 
         try:
             report = ingest_day(get_settings(), data_interval_start.date())

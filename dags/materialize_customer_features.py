@@ -26,8 +26,11 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from mlops_pipeline.assets import customer_features_online, validated_customer_activity
-from mlops_pipeline.retry_policy import retrying_tasks
+from mlops_pipeline.orchestration.assets import (
+    customer_features_online,
+    validated_customer_activity,
+)
+from mlops_pipeline.orchestration.retry_policy import retrying_tasks
 
 
 @dag(
@@ -52,7 +55,7 @@ def materialize_customer_features():
     @task(multiple_outputs=False)
     def register_definitions() -> dict:
         from mlops_pipeline.config import get_settings
-        from mlops_pipeline.feature_store import register_definitions
+        from mlops_pipeline.features.store import register_definitions
 
         return register_definitions(get_settings()).to_dict()
 
@@ -60,7 +63,7 @@ def materialize_customer_features():
     def days_to_materialize(triggering_asset_events=None, params=None) -> list[str]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops_pipeline.materialization import days_from_asset_extras
+        from mlops_pipeline.features.materialization import days_from_asset_extras
 
         extras = [{"date": day} for day in (params or {}).get("dates") or []]
         for events in (triggering_asset_events or {}).values():
@@ -73,7 +76,7 @@ def materialize_customer_features():
     @task(multiple_outputs=False)
     def materialize(days: list[str]) -> dict:
         from mlops_pipeline.config import get_settings
-        from mlops_pipeline.materialization import days_interval, materialize_interval
+        from mlops_pipeline.features.materialization import days_interval, materialize_interval
 
         start, end = days_interval([dt.date.fromisoformat(d) for d in days])
         return materialize_interval(get_settings(), start, end).to_dict()
@@ -83,7 +86,7 @@ def materialize_customer_features():
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops_pipeline.config import get_settings
-        from mlops_pipeline.materialization import OnlineCheckFailed, check_online
+        from mlops_pipeline.features.materialization import OnlineCheckFailed, check_online
 
         settings = get_settings()
         try:

@@ -34,9 +34,9 @@ import datetime as dt
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
-from mlops_pipeline.assets import retrain_requested
 from mlops_pipeline.config import get_settings
-from mlops_pipeline.retry_policy import retrying_tasks
+from mlops_pipeline.orchestration.assets import retrain_requested
+from mlops_pipeline.orchestration.retry_policy import retrying_tasks
 
 
 @dag(
@@ -64,8 +64,8 @@ def monitor_drift():
     def check(data_interval_end=None, params=None, dag_run=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops_pipeline.drift import MonitoringDataError
-        from mlops_pipeline.monitoring import run_nightly_check
+        from mlops_pipeline.monitoring.drift import MonitoringDataError
+        from mlops_pipeline.monitoring.nightly import run_nightly_check
 
         night = (
             dt.date.fromisoformat(params["date"])

@@ -15,7 +15,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from mlops_pipeline.assets import ALIAS_WRITES_POOL
+from mlops_pipeline.orchestration.assets import ALIAS_WRITES_POOL
 
 
 @dag(
@@ -40,8 +40,9 @@ def rollback_churn_model():
     def roll_back(params=None, dag_run=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops_pipeline import deployment, registry
         from mlops_pipeline.config import get_settings
+        from mlops_pipeline.deployment import promotion as deployment
+        from mlops_pipeline.deployment import registry
 
         settings = get_settings()
         try:

@@ -30,12 +30,12 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from mlops_pipeline.assets import (
+from mlops_pipeline.orchestration.assets import (
     churn_model_challenger,
     customer_features_online,
     retrain_requested,
 )
-from mlops_pipeline.retry_policy import retrying_tasks
+from mlops_pipeline.orchestration.retry_policy import retrying_tasks
 
 
 @dag(
@@ -65,14 +65,14 @@ def train_churn_model():
     @task.short_circuit
     def plan(triggering_asset_events=None, params=None, dag_run=None) -> dict | bool:
         from mlops_pipeline.config import get_settings
-        from mlops_pipeline.training import TrainingParams
-        from mlops_pipeline.training_job import (
+        from mlops_pipeline.training.job import (
             days_needed,
             last_trained_window_end,
             plan_training,
             trigger_from_events,
             validated_days_in_window,
         )
+        from mlops_pipeline.training.model import TrainingParams
 
         extras = {
             key.name: [dict(event.extra or {}) for event in events]
@@ -98,9 +98,9 @@ def train_churn_model():
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops_pipeline.config import get_settings
-        from mlops_pipeline.features import NotEnoughData
-        from mlops_pipeline.training import TrainingDataError, TrainingParams
-        from mlops_pipeline.training_job import TrainingRequest, train_and_register
+        from mlops_pipeline.features.access import NotEnoughData
+        from mlops_pipeline.training.job import TrainingRequest, train_and_register
+        from mlops_pipeline.training.model import TrainingDataError, TrainingParams
 
         request = TrainingRequest(
             window_end=dt.date.fromisoformat(plan["window_end"]),

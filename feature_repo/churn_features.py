@@ -13,9 +13,9 @@ from feast.data_format import ParquetFormat
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Bool, Float64, Int64, String
 
-from mlops_pipeline import contract
 from mlops_pipeline.config import get_settings
-from mlops_pipeline.feature_groups import ACTIVITY_FEATURES, PROFILE_FEATURES
+from mlops_pipeline.data import contract
+from mlops_pipeline.features.groups import ACTIVITY_FEATURES, PROFILE_FEATURES
 
 _FEAST_TYPES = {
     contract.Kind.INT: Int64,

@@ -1,11 +1,11 @@
 """The MLOps view: a FastAPI app mounted in the api-server at ``/mlops`` and an entry in the
-UI's navigation. The app and its rendering live in ``mlops_pipeline.mlops_view``."""
+UI's navigation. The app and its rendering live in ``mlops_pipeline.platform.mlops_view``."""
 
 from __future__ import annotations
 
 from airflow.sdk.plugins_manager import AirflowPlugin
 
-from mlops_pipeline.mlops_view import URL_PREFIX, LazyApp, external_view
+from mlops_pipeline.platform.mlops_view import URL_PREFIX, LazyApp, external_view
 
 
 class MlopsViewPlugin(AirflowPlugin):

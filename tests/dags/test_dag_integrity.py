@@ -26,7 +26,7 @@ EXPECTED_DAGS = {
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from mlops_pipeline.airflow_runner import dagbag
+    from mlops_pipeline.orchestration.runner import dagbag
 
     return dagbag()
 

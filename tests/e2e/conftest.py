@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.feature_store import register_definitions
-from mlops_pipeline.ingestion import ingest_day
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import ingest_day
+from mlops_pipeline.features.store import register_definitions
 
 # Nine validated days: enough for a time split (train, 3 validation, 3 test days).
 DAYS = [dt.date(2025, 8, 1) + dt.timedelta(days=i) for i in range(9)]
@@ -16,7 +16,7 @@ ROWS = 800
 @pytest.fixture(scope="session")
 def runner():
     """Runs DAGs in-process with ``dag.test()`` on the session's SQLite metadata database."""
-    from mlops_pipeline import airflow_runner
+    from mlops_pipeline.orchestration import runner as airflow_runner
 
     airflow_runner.migrate_metadata_db()
     return airflow_runner

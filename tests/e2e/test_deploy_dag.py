@@ -6,11 +6,12 @@ import json
 import threading
 import time
 
-from mlops_pipeline import deployment, registry
+from mlops_pipeline.deployment import promotion as deployment
+from mlops_pipeline.deployment import registry
+from mlops_pipeline.platform.status import platform_status
 from mlops_pipeline.serving.process import free_port
-from mlops_pipeline.status import platform_status
-from mlops_pipeline.training import TrainingParams
-from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from mlops_pipeline.training.job import TrainingRequest, train_and_register
+from mlops_pipeline.training.model import TrainingParams
 from tests.e2e.conftest import DAYS
 from tests.e2e.helpers import answer_pending_approval
 

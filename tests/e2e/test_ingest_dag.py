@@ -8,10 +8,10 @@ import hashlib
 import pandas as pd
 import pytest
 
-from mlops_pipeline import storage
-from mlops_pipeline.airflow_runner import asset_event_extras
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.ingestion import FAILED_EXPECTATIONS
+from mlops_pipeline.data import storage
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import FAILED_EXPECTATIONS
+from mlops_pipeline.orchestration.runner import asset_event_extras
 from tests.conftest import TEST_ROWS
 
 DAG_ID = "ingest_customer_activity"

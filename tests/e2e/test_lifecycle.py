@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from mlops_pipeline import deployment, registry
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.demo import demo_scenarios, run_lifecycle, table, unexpected
-from mlops_pipeline.feature_store import register_definitions
-from mlops_pipeline.ingestion import ingest_day
-from mlops_pipeline.monitoring import read_record
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import ingest_day
+from mlops_pipeline.deployment import promotion as deployment
+from mlops_pipeline.deployment import registry
+from mlops_pipeline.features.store import register_definitions
+from mlops_pipeline.monitoring.nightly import read_record
+from mlops_pipeline.platform.demo import demo_scenarios, run_lifecycle, table, unexpected
 
 START = dt.date(2025, 9, 1)
 ROWS = 1_000

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from mlops_pipeline.airflow_runner import asset_event_extras
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.features import OnlineFeatureReader
-from mlops_pipeline.materialization import days_from_asset_extras
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.features.access import OnlineFeatureReader
+from mlops_pipeline.features.materialization import days_from_asset_extras
+from mlops_pipeline.orchestration.runner import asset_event_extras
 from tests.conftest import TEST_ROWS
 
 D0 = dt.date(2025, 7, 1)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from mlops_pipeline import deployment, mlops_view, monitoring, registry
-from mlops_pipeline.airflow_runner import asset_event_extras
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.ingestion import ingest_day
-from mlops_pipeline.status import platform_status
-from mlops_pipeline.training import TrainingParams
-from mlops_pipeline.training_job import TrainingRequest, train_and_register, trigger_from_events
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import ingest_day
+from mlops_pipeline.deployment import promotion as deployment
+from mlops_pipeline.deployment import registry
+from mlops_pipeline.monitoring import nightly as monitoring
+from mlops_pipeline.orchestration.runner import asset_event_extras
+from mlops_pipeline.platform import mlops_view
+from mlops_pipeline.platform.status import platform_status
+from mlops_pipeline.training.job import TrainingRequest, train_and_register, trigger_from_events
+from mlops_pipeline.training.model import TrainingParams
 from tests.e2e.conftest import DAYS, ROWS
 
 DRIFT_DAYS = [DAYS[-1] + dt.timedelta(days=i) for i in (1, 2)]

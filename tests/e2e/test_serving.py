@@ -16,16 +16,18 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from mlops_pipeline import contract, deployment, registry
 from mlops_pipeline.config import Settings
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.feature_store import register_definitions
-from mlops_pipeline.features import OnlineFeatureReader
-from mlops_pipeline.ingestion import ingest_day
-from mlops_pipeline.materialization import days_interval, materialize_interval
+from mlops_pipeline.data import contract
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import ingest_day
+from mlops_pipeline.deployment import promotion as deployment
+from mlops_pipeline.deployment import registry
+from mlops_pipeline.features.access import OnlineFeatureReader
+from mlops_pipeline.features.materialization import days_interval, materialize_interval
+from mlops_pipeline.features.store import register_definitions
 from mlops_pipeline.serving.process import running_server
-from mlops_pipeline.training import MODEL_FEATURES, TrainingParams, model_inputs
-from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from mlops_pipeline.training.job import TrainingRequest, train_and_register
+from mlops_pipeline.training.model import MODEL_FEATURES, TrainingParams, model_inputs
 from tests.conftest import prometheus_samples
 from tests.e2e.conftest import DAYS, ROWS
 

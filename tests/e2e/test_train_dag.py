@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_pipeline import registry
-from mlops_pipeline.airflow_runner import asset_event_extras
+from mlops_pipeline.deployment import registry
+from mlops_pipeline.orchestration.runner import asset_event_extras
+from mlops_pipeline.platform.status import platform_status
 from mlops_pipeline.serving.process import free_port
-from mlops_pipeline.status import platform_status
-from mlops_pipeline.training import TrainingParams
-from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from mlops_pipeline.training.job import TrainingRequest, train_and_register
+from mlops_pipeline.training.model import TrainingParams
 from tests.e2e.conftest import DAYS
 
 MODEL = "churn-classifier"

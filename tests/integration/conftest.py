@@ -66,7 +66,7 @@ def remove_feast_project(settings, redis_client) -> None:
     """Tear down a Feast project: its Redis keys and the registry's objects. Feast's SQL
     registry teardown empties the registry tables of every project in the database, not only
     this one: harmless here, the database is this session's and tests run one at a time."""
-    from mlops_pipeline.feature_store import open_store
+    from mlops_pipeline.features.store import open_store
 
     open_store(settings).teardown()
     for key in redis_client.scan_iter(match=f"*{settings.feast_project}*"):

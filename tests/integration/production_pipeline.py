@@ -18,9 +18,10 @@ ROWS = 800
 
 
 def run() -> dict:
-    from mlops_pipeline import airflow_runner, registry
     from mlops_pipeline.config import get_settings
-    from mlops_pipeline.datagen import generate_day
+    from mlops_pipeline.data.datagen import generate_day
+    from mlops_pipeline.deployment import registry
+    from mlops_pipeline.orchestration import runner as airflow_runner
 
     settings = get_settings()
     airflow_runner.migrate_metadata_db()

@@ -8,12 +8,16 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
-from mlops_pipeline import contract, storage
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.feature_store import open_store, register_definitions
-from mlops_pipeline.features import OnlineFeatureReader, build_training_set
-from mlops_pipeline.ingestion import ingest_day
-from mlops_pipeline.materialization import check_online, days_interval, materialize_interval
+from mlops_pipeline.data import contract, storage
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import ingest_day
+from mlops_pipeline.features.access import OnlineFeatureReader, build_training_set
+from mlops_pipeline.features.materialization import (
+    check_online,
+    days_interval,
+    materialize_interval,
+)
+from mlops_pipeline.features.store import open_store, register_definitions
 
 pytestmark = pytest.mark.integration
 

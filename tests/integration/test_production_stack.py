@@ -249,8 +249,9 @@ def test_mlflow_server_requires_authentication(mlflow_server):
 
 
 def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_server, monkeypatch):
-    from mlops_pipeline import deployment, registry
-    from mlops_pipeline.features import OnlineFeatureReader
+    from mlops_pipeline.deployment import promotion as deployment
+    from mlops_pipeline.deployment import registry
+    from mlops_pipeline.features.access import OnlineFeatureReader
 
     result, settings = pipeline["result"], pipeline["settings"]
     assert {day: run["state"] for day, run in result["ingest"].items()} == {

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlops_pipeline.config import get_settings
-from mlops_pipeline.training import TrainingParams
+from mlops_pipeline.training.model import TrainingParams
 from tests.ui.state import prepare_lake, record_nights, train_and_decide
 
 PASSWORD = "ui-tests-" + os.urandom(12).hex()
@@ -60,7 +60,7 @@ def airflow_api(tmp_path_factory) -> Iterator[object]:
     os.environ.update(env)
     from airflow.api_fastapi.app import create_app, purge_cached_app
 
-    from mlops_pipeline.airflow_runner import migrate_metadata_db
+    from mlops_pipeline.orchestration.runner import migrate_metadata_db
 
     migrate_metadata_db()
     purge_cached_app()

@@ -6,14 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from mlops_pipeline import deployment, storage
 from mlops_pipeline.config import Settings
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.feature_store import register_definitions
-from mlops_pipeline.ingestion import ingest_day
-from mlops_pipeline.monitoring import REPORT, SUMMARY, night_dir
-from mlops_pipeline.training import TrainingParams
-from mlops_pipeline.training_job import TrainingRequest, train_and_register
+from mlops_pipeline.data import storage
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import ingest_day
+from mlops_pipeline.deployment import promotion as deployment
+from mlops_pipeline.features.store import register_definitions
+from mlops_pipeline.monitoring.nightly import REPORT, SUMMARY, night_dir
+from mlops_pipeline.training.job import TrainingRequest, train_and_register
+from mlops_pipeline.training.model import TrainingParams
 
 # Nine validated days: enough for a time split (train, 3 validation, 3 test days).
 DAYS = [dt.date(2025, 8, 1) + dt.timedelta(days=i) for i in range(9)]

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from mlops_pipeline.config import get_settings
-from mlops_pipeline.local_stack import ADMIN, PASSWORDS_FILE, project_dag_ids
+from mlops_pipeline.platform.local_stack import ADMIN, PASSWORDS_FILE, project_dag_ids
 from mlops_pipeline.serving.process import free_port
 from tests.conftest import REPO, skip_or_fail
 from tests.ui.state import DAYS, prepare_lake, record_nights
@@ -102,8 +102,8 @@ def _stop(stack: Stack) -> list:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    """`python -m mlops_pipeline.local_stack` (what `make airflow` runs) on a temp home with a
-    validated lake and registered features, approvals required, on free ports."""
+    """`python -m mlops_pipeline.platform.local_stack` (what `make airflow` runs) on a temp home
+    with a validated lake and registered features, approvals required, on free ports."""
     _require_chromium()
     root = tmp_path_factory.mktemp("stack")
     home = root / "home"
@@ -121,7 +121,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         "MLOPS_SERVING_POLL_SECONDS": "2",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlops_pipeline.local_stack"],
+        [sys.executable, "-m", "mlops_pipeline.platform.local_stack"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

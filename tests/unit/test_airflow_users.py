@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mlops_pipeline import airflow_users
+from mlops_pipeline.platform import airflow_users
 
 GOOD = {
     airflow_users.USERS: "ops:admin",

@@ -3,8 +3,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from mlops_pipeline.cli import main
-from mlops_pipeline.storage import landing_file
+from mlops_pipeline.data.storage import landing_file
+from mlops_pipeline.platform.cli import main
 
 
 def test_generate_ingest_and_status(settings, capsys):

@@ -14,7 +14,7 @@ import shlex
 import pytest
 import yaml
 
-from mlops_pipeline import secrets_env
+from mlops_pipeline.platform import secrets_env
 from tests.conftest import REPO
 
 COMPOSE_TEXT = (REPO / "docker-compose.yaml").read_text()
@@ -218,8 +218,9 @@ def test_mounted_files_exist_and_parse():
     assert {"model-server:8080", "textfile-exporter:9100"} <= targets
     # The textfile collector reads where the nightly drift check and ingestion write
     # (MLOPS_HOME is the mlops-data volume in every service).
-    from mlops_pipeline import ingestion, monitoring
     from mlops_pipeline.config import Settings
+    from mlops_pipeline.data import ingestion
+    from mlops_pipeline.monitoring import nightly as monitoring
 
     home = _environment(SERVICES["airflow-scheduler"])["MLOPS_HOME"]
     settings = Settings(home=home)
@@ -262,9 +263,9 @@ def test_dashboard_shows_what_the_model_server_exports():
     assert "churn_request_latency_seconds_bucket" in expressions
     assert "churn_predictions_total" in expressions and "churn_model_info" in expressions
     # The drift and quarantine panels read the gauges the nightly check and ingestion write.
-    monitoring = (REPO / "include/mlops_pipeline/monitoring.py").read_text()
+    monitoring = (REPO / "include/mlops_pipeline/monitoring/nightly.py").read_text()
     assert 'Gauge("mlops_drift_share"' in monitoring and "mlops_drift_share" in expressions
-    ingestion = (REPO / "include/mlops_pipeline/ingestion.py").read_text()
+    ingestion = (REPO / "include/mlops_pipeline/data/ingestion.py").read_text()
     assert '"mlops_quarantine_rate"' in ingestion and "mlops_quarantine_rate" in expressions
 
 
@@ -284,7 +285,10 @@ def test_airflow_commands_parse_with_the_installed_airflow():
             if check[0] == "CMD-SHELL" and check[1].startswith("airflow "):
                 commands.append(shlex.split(check[1].replace("$${HOSTNAME}", "host"))[1:])
     script = SERVICES["airflow-init"]["command"][0]
-    assert "airflow db migrate" in script and "python -m mlops_pipeline.airflow_users" in script
+    assert (
+        "airflow db migrate" in script
+        and "python -m mlops_pipeline.platform.airflow_users" in script
+    )
     for command in commands:
         if command[0] == "celery":
             from airflow.providers.celery.executors import celery_executor  # noqa: F401

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_pipeline import contract
-from mlops_pipeline.datagen import (
+from mlops_pipeline.data import contract
+from mlops_pipeline.data.datagen import (
     DUPLICATE_FRACTION,
     NULL_BURST_FRACTION,
     OUT_OF_RANGE_FRACTION,
@@ -16,7 +16,7 @@ from mlops_pipeline.datagen import (
     generate_day,
     generate_frame,
 )
-from mlops_pipeline.ingestion import read_landing_file
+from mlops_pipeline.data.ingestion import read_landing_file
 
 DAY = dt.date(2025, 6, 2)
 ROWS = 2_000
@@ -143,7 +143,7 @@ def test_corrupt_file_cannot_be_read(tmp_path, file_format):
 
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])
 def test_landing_file_round_trips(tmp_path, file_format):
-    from mlops_pipeline.validation import conform_types
+    from mlops_pipeline.data.validation import conform_types
 
     expected = generate_frame(DAY, 300)
     day = generate_day(tmp_path, DAY, 300, file_format=file_format)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_pipeline.deployment import decision_markdown, decision_record
+from mlops_pipeline.deployment.promotion import decision_markdown, decision_record
 
 
 def test_the_airflow_run_is_named_when_known_and_left_out_before():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_pipeline import docker_target
+from mlops_pipeline.deployment import docker_target
 from tests.fake_docker_engine import fake_docker_engine
 
 

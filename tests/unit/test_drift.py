@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_pipeline import contract, drift
-from mlops_pipeline.datagen import generate_frame
-from mlops_pipeline.monitoring import NightFlags, RetrainPolicy, decide
+from mlops_pipeline.data import contract
+from mlops_pipeline.data.datagen import generate_frame
+from mlops_pipeline.monitoring import drift
+from mlops_pipeline.monitoring.nightly import NightFlags, RetrainPolicy, decide
 
 DAY = dt.date(2025, 6, 2)
 CONFIG = drift.DriftConfig()
@@ -111,7 +112,7 @@ def test_cooldown_holds_back_a_new_request_unless_performance_dropped_hard():
 
 
 def test_concept_drift_is_caught_by_performance_not_by_data_drift(settings):
-    from mlops_pipeline.training import TrainingParams, train_model
+    from mlops_pipeline.training.model import TrainingParams, train_model
 
     days = [DAY + dt.timedelta(days=i) for i in range(7)]
     history = drift.with_on_demand_features(
@@ -149,6 +150,6 @@ def test_concept_drift_is_caught_by_performance_not_by_data_drift(settings):
 
 
 def _inputs(frame: pd.DataFrame) -> pd.DataFrame:
-    from mlops_pipeline.training import model_inputs
+    from mlops_pipeline.training.model import model_inputs
 
     return model_inputs(frame)

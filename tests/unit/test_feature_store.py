@@ -10,19 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_pipeline import contract, storage
 from mlops_pipeline.config import Settings
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.feature_groups import ACTIVITY_FEATURES, FEATURE_SERVICE, PROFILE_FEATURES
-from mlops_pipeline.feature_store import open_store, register_definitions
-from mlops_pipeline.features import NotEnoughData, _consecutive_chunks, build_training_set
-from mlops_pipeline.ingestion import BatchRejected, ingest_day
-from mlops_pipeline.materialization import (
+from mlops_pipeline.data import contract, storage
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import BatchRejected, ingest_day
+from mlops_pipeline.features.access import NotEnoughData, _consecutive_chunks, build_training_set
+from mlops_pipeline.features.groups import ACTIVITY_FEATURES, FEATURE_SERVICE, PROFILE_FEATURES
+from mlops_pipeline.features.materialization import (
     check_online,
     days_interval,
     materialize_interval,
     materialized_ranges,
 )
+from mlops_pipeline.features.store import open_store, register_definitions
 
 D0 = dt.date(2025, 6, 2)
 DAYS = [D0 + dt.timedelta(days=i) for i in range(3)]

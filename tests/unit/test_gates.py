@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_pipeline.gates import DEFAULT_GATES, Scores, evaluate_gates
+from mlops_pipeline.deployment.gates import DEFAULT_GATES, Scores, evaluate_gates
 
 METRICS = {g.metric: g for g in DEFAULT_GATES.metrics}
 
@@ -105,7 +105,7 @@ def test_an_incompatible_signature_is_never_promoted():
 
 def test_the_latency_budget_is_set_per_deployment():
     from mlops_pipeline.config import Settings
-    from mlops_pipeline.deployment import gate_config
+    from mlops_pipeline.deployment.promotion import gate_config
 
     config = gate_config(Settings.from_env({"MLOPS_P99_LATENCY_BUDGET_MS": "250"}))
     assert config.p99_latency_budget_ms == 250.0 and config.metrics == DEFAULT_GATES.metrics

@@ -8,10 +8,10 @@ import hashlib
 import pandas as pd
 import pytest
 
-from mlops_pipeline import contract, ingestion, storage
 from mlops_pipeline.config import Settings
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.ingestion import (
+from mlops_pipeline.data import contract, ingestion, storage
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import (
     FAILED_EXPECTATIONS,
     BatchRejected,
     LandingFileMissing,
@@ -97,7 +97,7 @@ def _gauges(path) -> dict[str, float]:
 
 
 def test_the_newest_days_quarantine_rate_is_exported_for_prometheus(settings):
-    from mlops_pipeline.ingestion import PROMETHEUS_FILE
+    from mlops_pipeline.data.ingestion import PROMETHEUS_FILE
 
     newest = DAY + dt.timedelta(days=1)
     generate_day(settings.landing_dir, newest, ROWS, scenario="out_of_range")

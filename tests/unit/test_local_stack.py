@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from mlops_pipeline.local_stack import (
+from mlops_pipeline.platform.local_stack import (
     PASSWORDS_FILE,
     SECRETS_FILE,
     Ports,

@@ -6,7 +6,7 @@ from feast.online_response import OnlineResponse
 from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesResponse
 from feast.protos.feast.types.Value_pb2 import Null, StringList, Value
 
-from mlops_pipeline.features import _plain_columns
+from mlops_pipeline.features.access import _plain_columns
 
 COLUMNS = {
     "customer_id": [Value(int64_val=7), Value(int64_val=2**40)],

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from mlops_pipeline import contract
+from mlops_pipeline.data import contract
 from mlops_pipeline.serving.scorer import (
     COMPILED_MAX_ROWS,
     CompiledScorer,
@@ -17,7 +17,7 @@ from mlops_pipeline.serving.scorer import (
     scorer_for,
     verification_sample,
 )
-from mlops_pipeline.training import MODEL_FEATURES, TrainingParams, train_model
+from mlops_pipeline.training.model import MODEL_FEATURES, TrainingParams, train_model
 from tests.unit.test_training import training_frame
 
 

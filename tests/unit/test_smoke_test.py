@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mlops_pipeline import deployment
 from mlops_pipeline.config import Settings
+from mlops_pipeline.deployment import promotion as deployment
 
 
 class _Workers:

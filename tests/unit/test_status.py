@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from mlops_pipeline.datagen import generate_day
-from mlops_pipeline.feature_store import register_definitions
-from mlops_pipeline.ingestion import ingest_day
-from mlops_pipeline.materialization import days_interval, materialize_interval
-from mlops_pipeline.status import platform_status
+from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data.ingestion import ingest_day
+from mlops_pipeline.features.materialization import days_interval, materialize_interval
+from mlops_pipeline.features.store import register_definitions
+from mlops_pipeline.platform.status import platform_status
 
 
 def test_status_before_anything_ran_creates_nothing(settings):
@@ -31,8 +31,8 @@ def test_status_shows_materialized_ranges(settings):
 
 
 def test_status_lists_the_last_nights_drift_and_decisions(settings):
-    from mlops_pipeline import storage
-    from mlops_pipeline.monitoring import SUMMARY, night_dir
+    from mlops_pipeline.data import storage
+    from mlops_pipeline.monitoring.nightly import SUMMARY, night_dir
 
     for offset, (share, retrain) in enumerate([(0.05, False), (0.31, False), (0.31, True)]):
         night = dt.date(2025, 6, 10) + dt.timedelta(days=offset)

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_pipeline import contract
 from mlops_pipeline.config import Settings
-from mlops_pipeline.datagen import generate_frame
-from mlops_pipeline.training import (
+from mlops_pipeline.data import contract
+from mlops_pipeline.data.datagen import generate_frame
+from mlops_pipeline.training.job import FEATURES_REASON, plan_training, trigger_from_events
+from mlops_pipeline.training.model import (
     TrainingDataError,
     TrainingParams,
     choose_threshold,
@@ -20,7 +21,6 @@ from mlops_pipeline.training import (
     split_by_time,
     train_model,
 )
-from mlops_pipeline.training_job import FEATURES_REASON, plan_training, trigger_from_events
 
 D0 = dt.date(2025, 6, 2)
 PARAMS = TrainingParams(max_iter=60)

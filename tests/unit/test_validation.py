@@ -8,11 +8,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlops_pipeline import contract
 from mlops_pipeline.config import Settings
-from mlops_pipeline.datagen import SchemaBreak, generate_frame
-from mlops_pipeline.ingestion import day_interval
-from mlops_pipeline.validation import (
+from mlops_pipeline.data import contract
+from mlops_pipeline.data.datagen import SchemaBreak, generate_frame
+from mlops_pipeline.data.ingestion import day_interval
+from mlops_pipeline.data.validation import (
     BATCH,
     ROW,
     VALIDATED_DTYPES,

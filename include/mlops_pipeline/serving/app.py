@@ -10,9 +10,9 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mlops_pipeline import contract
 from mlops_pipeline.config import Settings, get_settings
-from mlops_pipeline.feature_groups import ON_DEMAND_FEATURES
+from mlops_pipeline.data import contract
+from mlops_pipeline.features.groups import ON_DEMAND_FEATURES
 from mlops_pipeline.serving.champion import ChampionWatcher, LoadedModel
 from mlops_pipeline.serving.metrics import Metrics
 from mlops_pipeline.serving.prediction_log import PredictionLog
@@ -22,7 +22,7 @@ from mlops_pipeline.serving.schemas import (
     PredictResponse,
     UnknownCustomer,
 )
-from mlops_pipeline.training import MODEL_FEATURES
+from mlops_pipeline.training.model import MODEL_FEATURES
 
 
 def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> FastAPI:
@@ -42,8 +42,8 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from mlops_pipeline.feature_store import open_store
-        from mlops_pipeline.features import OnlineFeatureReader
+        from mlops_pipeline.features.access import OnlineFeatureReader
+        from mlops_pipeline.features.store import open_store
 
         watcher.start()
         try:

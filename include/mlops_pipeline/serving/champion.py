@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_pipeline import registry
 from mlops_pipeline.config import Settings
+from mlops_pipeline.deployment import registry
 from mlops_pipeline.serving.scorer import Scorer, scorer_for
 
 log = logging.getLogger(__name__)

@@ -46,7 +46,7 @@ def running_server(
     ``/ready`` answers 200; stop it on exit."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlops_pipeline.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "mlops_pipeline.platform.cli", "serve", "--port", str(port)],
         env={**os.environ, **settings.to_env(), **(extra_env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlops_pipeline import contract
+from mlops_pipeline.data import contract
 
 MAX_BATCH = 1_000
 

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mlops_pipeline import contract
-from mlops_pipeline.training import MODEL_FEATURES, model_inputs
+from mlops_pipeline.data import contract
+from mlops_pipeline.training.model import MODEL_FEATURES, model_inputs
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _in_bitset(bitset: np.ndarray, value: int) -> bool:
 def verification_sample(rows: int = 512, seed: int = 11) -> dict[str, list[Any]]:
     """Realistic rows plus what serving can meet: unknown and missing categories, missing
     numbers, out-of-range values."""
-    from mlops_pipeline.datagen import generate_frame
+    from mlops_pipeline.data.datagen import generate_frame
 
     frame = generate_frame(dt.date(2025, 1, 15), rows=rows, seed=seed)
     rng = np.random.default_rng(seed)

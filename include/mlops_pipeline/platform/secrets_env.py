@@ -6,7 +6,7 @@ bytes, URL-safe, otherwise: safe inside URLs and connection strings). Variables 
 keep it; commented-out lines stay comments. An existing ``.env`` is never overwritten unless
 ``--force`` (rotating the database passwords of a running stack needs more than a new file).
 
-    python -m mlops_pipeline.secrets_env [--example .env.example] [--output .env] [--force]
+    python -m mlops_pipeline.platform.secrets_env [--example .env.example] [--output .env] [--force]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from mlops_pipeline import storage
+from mlops_pipeline.data import storage
 
 ASSIGNMENT = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
 

@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlops_pipeline import contract, storage
 from mlops_pipeline.config import Settings
-from mlops_pipeline.feature_groups import FEATURE_SERVICE
-from mlops_pipeline.feature_store import open_store
+from mlops_pipeline.data import contract, storage
+from mlops_pipeline.features.groups import FEATURE_SERVICE
+from mlops_pipeline.features.store import open_store
 
 ENTITY_COLUMNS = [contract.ENTITY_KEY, contract.EVENT_TIMESTAMP, contract.LABEL]
 

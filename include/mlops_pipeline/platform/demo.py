@@ -52,8 +52,8 @@ def run_lifecycle(
     settings: Settings, start: dt.date, scenarios: dict[int, str], rows_per_day: int
 ) -> Lifecycle:
     """Run every day of ``scenarios`` (offset from ``start`` -> scenario) through the DAGs."""
-    from mlops_pipeline import airflow_runner
-    from mlops_pipeline.datagen import generate_day
+    from mlops_pipeline.data.datagen import generate_day
+    from mlops_pipeline.orchestration import runner as airflow_runner
 
     airflow_runner.configure_embedded_airflow(settings)
     lifecycle = Lifecycle()
@@ -103,7 +103,7 @@ def run_lifecycle(
             drift_share, retrain = _night(settings, day, checked)
             extras = airflow_runner.asset_event_extras("retrain_requested", checked)
             if extras:
-                from mlops_pipeline.training_job import trigger_from_events
+                from mlops_pipeline.training.job import trigger_from_events
 
                 # What retrain_requested triggers: training with the event's day and reason.
                 window_end, reason = trigger_from_events(
@@ -135,7 +135,7 @@ def _ingestion_report(settings: Settings, day: dt.date) -> dict[str, Any]:
 
 
 def _night(settings: Settings, day: dt.date, dag_run: Any) -> tuple[str, str]:
-    from mlops_pipeline.monitoring import CHECKED, read_record
+    from mlops_pipeline.monitoring.nightly import CHECKED, read_record
 
     record = read_record(settings, day)
     if str(dag_run.state) != "success" or record is None:
@@ -158,7 +158,7 @@ def _night(settings: Settings, day: dt.date, dag_run: Any) -> tuple[str, str]:
 
 
 def _champion(settings: Settings) -> str:
-    from mlops_pipeline.registry import CHAMPION, client, version_for_alias
+    from mlops_pipeline.deployment.registry import CHAMPION, client, version_for_alias
 
     version = version_for_alias(client(settings), settings.registered_model_name, CHAMPION)
     return f"v{version.version}" if version else "-"
@@ -187,9 +187,9 @@ def table(rows: list[dict]) -> str:
 
 
 def run_demo(settings: Settings) -> Lifecycle:
-    from mlops_pipeline import storage
-    from mlops_pipeline.materialization import materialized_ranges
-    from mlops_pipeline.monitoring import PROMETHEUS_FILE
+    from mlops_pipeline.data import storage
+    from mlops_pipeline.features.materialization import materialized_ranges
+    from mlops_pipeline.monitoring.nightly import PROMETHEUS_FILE
 
     lifecycle = run_lifecycle(
         settings, DEMO_START, demo_scenarios(DEMO_DAYS, DRIFT_FROM), settings.rows_per_day

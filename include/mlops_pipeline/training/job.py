@@ -19,12 +19,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_pipeline import contract, registry
 from mlops_pipeline.config import Settings
-from mlops_pipeline.feature_groups import FEATURE_SERVICE, FEATURE_VIEWS
-from mlops_pipeline.features import build_training_set
-from mlops_pipeline.model_card import card_sections, render_html, render_markdown, shap_summary
-from mlops_pipeline.training import TrainingParams, model_inputs, train_model
+from mlops_pipeline.data import contract
+from mlops_pipeline.deployment import registry
+from mlops_pipeline.features.access import build_training_set
+from mlops_pipeline.features.groups import FEATURE_SERVICE, FEATURE_VIEWS
+from mlops_pipeline.training.model import TrainingParams, model_inputs, train_model
+from mlops_pipeline.training.model_card import (
+    card_sections,
+    render_html,
+    render_markdown,
+    shap_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +338,7 @@ def trigger_from_events(
 
 
 def validated_days_in_window(settings: Settings, window_end: dt.date, window_days: int) -> int:
-    from mlops_pipeline import storage
+    from mlops_pipeline.data import storage
 
     start = window_end - dt.timedelta(days=window_days - 1)
     return sum(start <= day <= window_end for day in storage.partition_days(settings.lake_dir))

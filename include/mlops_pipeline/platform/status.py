@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_pipeline import storage
 from mlops_pipeline.config import Settings
+from mlops_pipeline.data import storage
 
 
 def _partitions(root, limit: int) -> list[dict[str, Any]]:
@@ -26,7 +26,7 @@ def _partitions(root, limit: int) -> list[dict[str, Any]]:
 
 
 def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
-    from mlops_pipeline.materialization import materialized_ranges
+    from mlops_pipeline.features.materialization import materialized_ranges
 
     return {
         "mlops_home": str(settings.home),
@@ -54,7 +54,7 @@ def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
 
 
 def _model_versions(settings: Settings) -> list[dict[str, Any]]:
-    from mlops_pipeline.registry import registered_versions
+    from mlops_pipeline.deployment.registry import registered_versions
 
     embedded_db = settings.mlflow_dir / "mlflow.db"
     if not settings.mlflow_tracking_uri and not embedded_db.exists():
@@ -63,12 +63,12 @@ def _model_versions(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _decisions(settings: Settings) -> list[dict[str, Any]]:
-    from mlops_pipeline.deployment import latest_decisions
+    from mlops_pipeline.deployment.promotion import latest_decisions
 
     return latest_decisions(settings)
 
 
 def _nights(settings: Settings, limit: int) -> list[dict[str, Any]]:
-    from mlops_pipeline.monitoring import latest_nights
+    from mlops_pipeline.monitoring.nightly import latest_nights
 
     return latest_nights(settings, limit)

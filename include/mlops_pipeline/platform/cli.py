@@ -23,7 +23,7 @@ def _date(text: str) -> dt.date:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_pipeline.datagen import Scenario, SchemaBreak
+    from mlops_pipeline.data.datagen import Scenario, SchemaBreak
 
     parser = argparse.ArgumentParser(prog="mlops-pipeline", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     if args.command == "generate":
-        from mlops_pipeline.datagen import generate_day
+        from mlops_pipeline.data.datagen import generate_day
 
         day = generate_day(
             settings.landing_dir,
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"path": str(day.path), "rows": day.rows, "scenario": day.scenario}))
         return 0
     if args.command == "ingest":
-        from mlops_pipeline.ingestion import BatchRejected, ingest_day
+        from mlops_pipeline.data.ingestion import BatchRejected, ingest_day
 
         try:
             report = ingest_day(settings, args.date)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(settings, args.host, args.port, args.workers)
         return 0
     if args.command == "status":
-        from mlops_pipeline.status import platform_status
+        from mlops_pipeline.platform.status import platform_status
 
         print(json.dumps(platform_status(settings, args.limit), indent=2, default=str))
         return 0

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops_pipeline import contract
-from mlops_pipeline.storage import landing_file
+from mlops_pipeline.data import contract
+from mlops_pipeline.data.storage import landing_file
 
 # Tenure is counted from here; days before it simply keep the sign-up tenure.
 TENURE_EPOCH = dt.date(2025, 1, 1)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_pipeline import contract, storage
 from mlops_pipeline.config import Settings
-from mlops_pipeline.feature_groups import ON_DEMAND_FEATURES
+from mlops_pipeline.data import contract, storage
+from mlops_pipeline.features.groups import ON_DEMAND_FEATURES
 
 PREDICTION = "prediction"
 DRIFT_FEATURES: tuple[str, ...] = contract.FEATURE_COLUMNS
@@ -237,7 +237,7 @@ def read_day(settings: Settings, day: dt.date) -> pd.DataFrame:
 def with_on_demand_features(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
     """Add the ``customer_ratios`` on-demand features with the feature view's own function,
     as serving does, so the champion scores the day on exactly its training inputs."""
-    from mlops_pipeline.feature_store import load_definitions
+    from mlops_pipeline.features.store import load_definitions
 
     (view,) = [
         v for v in load_definitions(settings).on_demand_feature_views if v.name == "customer_ratios"
@@ -271,7 +271,7 @@ def performance(
     labels: np.ndarray, probabilities: np.ndarray, threshold: float, expected: dict[str, float]
 ) -> dict[str, Any]:
     """The champion on the day's labelled rows against its own test metrics."""
-    from mlops_pipeline.training import classification_metrics
+    from mlops_pipeline.training.model import classification_metrics
 
     if len(labels) == 0 or len(np.unique(labels)) < 2:
         return {"rows": int(len(labels)), "roc_auc": None, "roc_auc_drop": None}

@@ -6,7 +6,7 @@ left alone, it invents a password and prints it to the log. ``airflow-init`` run
 instead, so the admin's password is the one in the environment, written to a private file
 that only the api-server reads. ``simple_auth_manager_all_admins`` (no login at all) is refused.
 
-    python -m mlops_pipeline.airflow_users      # reads the variables below
+    python -m mlops_pipeline.platform.airflow_users      # reads the variables below
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from mlops_pipeline import storage
+from mlops_pipeline.data import storage
 
 USERS = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"
 PASSWORDS_FILE = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlops_pipeline import contract
 from mlops_pipeline.config import Settings
-from mlops_pipeline.contract import Kind
+from mlops_pipeline.data import contract
+from mlops_pipeline.data.contract import Kind
 
 SUITE_NAME = "customer_activity_daily"
 # Bump when the expectations change: it is part of every validation id and manifest.

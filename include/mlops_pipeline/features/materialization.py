@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_pipeline import contract, storage
 from mlops_pipeline.config import Settings
-from mlops_pipeline.feature_groups import FEATURE_SERVICE, FEATURE_VIEWS
-from mlops_pipeline.feature_store import open_store
+from mlops_pipeline.data import contract, storage
+from mlops_pipeline.features.groups import FEATURE_SERVICE, FEATURE_VIEWS
+from mlops_pipeline.features.store import open_store
 
 # Online stores whose writes already refuse a value older than the stored one.
 TIMESTAMP_GUARDED_STORES = {"redis"}

@@ -63,7 +63,7 @@ def report_link(settings: Settings, path: Path) -> str | None:
 
 
 def _decisions(settings: Settings, limit: int) -> list[dict[str, Any]]:
-    from mlops_pipeline.deployment import decision_records
+    from mlops_pipeline.deployment.promotion import decision_records
 
     rows = []
     for path, record in decision_records(settings, limit):
@@ -95,8 +95,8 @@ def view_state(
 ) -> dict[str, Any]:
     """``platform_status`` (``nights`` rows of partitions and drift nights) plus the decision
     records in full and the links the page shows."""
-    from mlops_pipeline.monitoring import REPORT, night_dir
-    from mlops_pipeline.status import platform_status
+    from mlops_pipeline.monitoring.nightly import REPORT, night_dir
+    from mlops_pipeline.platform.status import platform_status
 
     state = platform_status(settings, nights)
     state["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -135,7 +135,7 @@ class ModelCards:
     def file(self, settings: Settings, version: str, name: str) -> Path:
         from mlflow.exceptions import MlflowException
 
-        from mlops_pipeline import registry
+        from mlops_pipeline.deployment import registry
 
         if not version.isdigit() or not _CARD_FILE.match(name):
             raise FileNotFoundError(name)

@@ -17,11 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from mlops_pipeline import contract, registry
 from mlops_pipeline.config import Settings
-from mlops_pipeline.features import build_training_set
-from mlops_pipeline.gates import DEFAULT_GATES, GateConfig, GateReport, Scores, evaluate_gates
-from mlops_pipeline.training import MODEL_FEATURES, SEGMENT_COLUMNS, classification_metrics
+from mlops_pipeline.data import contract
+from mlops_pipeline.deployment import registry
+from mlops_pipeline.deployment.gates import (
+    DEFAULT_GATES,
+    GateConfig,
+    GateReport,
+    Scores,
+    evaluate_gates,
+)
+from mlops_pipeline.features.access import build_training_set
+from mlops_pipeline.training.model import MODEL_FEATURES, SEGMENT_COLUMNS, classification_metrics
 
 LATENCY_CALLS = 200
 DECISIONS_DIR = "decisions"
@@ -99,7 +106,7 @@ def _load(name: str, version: str) -> tuple[Any, float]:
 
 
 def score_model(name: str, version: Any, holdout_frame: Any) -> ModelScore:
-    from mlops_pipeline.training import model_inputs
+    from mlops_pipeline.training.model import model_inputs
 
     model, size_mb = _load(name, str(version.version))
     threshold = float(model.metadata.metadata["threshold"])

@@ -41,7 +41,7 @@ def migrate_metadata_db() -> None:
     from airflow.models.pool import Pool
     from airflow.utils.db import upgradedb
 
-    from mlops_pipeline.assets import ALIAS_WRITES_POOL
+    from mlops_pipeline.orchestration.assets import ALIAS_WRITES_POOL
 
     upgradedb()
     Pool.create_or_update_pool(

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_pipeline import contract
-from mlops_pipeline.feature_groups import ON_DEMAND_FEATURES
+from mlops_pipeline.data import contract
+from mlops_pipeline.features.groups import ON_DEMAND_FEATURES
 
 SEGMENT_COLUMNS = ("plan", "region")
 MODEL_FEATURES: tuple[str, ...] = (*contract.FEATURE_COLUMNS, *ON_DEMAND_FEATURES)

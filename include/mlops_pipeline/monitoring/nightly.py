@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_pipeline import contract, registry, storage
 from mlops_pipeline.config import Settings
+from mlops_pipeline.data import contract, storage
+from mlops_pipeline.deployment import registry
 
 MONITORING_EXPERIMENT = "monitoring"
 SUMMARY = "summary.json"
@@ -300,7 +301,7 @@ class Champion:
     def predict(self, frame: Any) -> Any:
         import numpy as np
 
-        from mlops_pipeline.training import model_inputs
+        from mlops_pipeline.training.model import model_inputs
 
         return np.asarray(self.model.predict(model_inputs(frame)))[:, 1]
 
@@ -336,7 +337,7 @@ def reference_frame(settings: Settings, tracking: Any, champion: Champion) -> An
     cache = settings.drift_reports_dir / "references" / name / f"v{champion.version}.parquet"
     if cache.exists():
         return pd.read_parquet(cache)
-    from mlops_pipeline.drift import PREDICTION, MonitoringDataError
+    from mlops_pipeline.monitoring.drift import PREDICTION, MonitoringDataError
 
     try:
         local = tracking.download_artifacts(champion.run_id, "reference/reference.parquet")
@@ -362,7 +363,7 @@ def run_nightly_check(
     ``registry.TrackingUnavailable`` when MLflow does not answer (worth a retry)."""
     import numpy as np
 
-    from mlops_pipeline import drift
+    from mlops_pipeline.monitoring import drift
 
     timings: dict[str, float] = {}
     mark = time.perf_counter()

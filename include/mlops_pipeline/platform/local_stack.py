@@ -14,7 +14,7 @@ by the Airflow components are generated once into ``AIRFLOW_HOME/local_stack_sec
 Ports (all bound to 127.0.0.1): ``AIRFLOW_PORT`` (8080), ``MLFLOW_PORT`` (5000),
 ``MODEL_SERVER_PORT`` (8000).
 
-    python -m mlops_pipeline.local_stack
+    python -m mlops_pipeline.platform.local_stack
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from typing import IO
 
 import httpx
 
-from mlops_pipeline import airflow_users, storage
-from mlops_pipeline.airflow_runner import embedded_airflow_env
 from mlops_pipeline.config import Settings, get_settings
+from mlops_pipeline.data import storage
+from mlops_pipeline.orchestration.runner import embedded_airflow_env
+from mlops_pipeline.platform import airflow_users
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HOST = "127.0.0.1"
 ADMIN = "admin"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json"
@@ -255,9 +256,9 @@ class LocalStack:
         embedded MLflow store (before two servers race to create it), in a child process:
         this one never imports Airflow, so its configuration stays the children's."""
         code = (
-            "from mlops_pipeline.airflow_runner import migrate_metadata_db; "
+            "from mlops_pipeline.orchestration.runner import migrate_metadata_db; "
             "from mlops_pipeline.config import get_settings; "
-            "from mlops_pipeline.registry import client; "
+            "from mlops_pipeline.deployment.registry import client; "
             "migrate_metadata_db(); client(get_settings())"
         )
         done = subprocess.run(

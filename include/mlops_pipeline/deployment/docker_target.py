@@ -71,7 +71,7 @@ def restart_container(api: Any, container: str) -> Restart:
 def restart_model_server(settings: Settings, champion_version: str, api: Any = None) -> Restart:
     """Restart the configured model-server container; with ``MLOPS_SERVING_URL``, wait until
     it serves ``champion_version`` again."""
-    from mlops_pipeline import deployment
+    from mlops_pipeline.deployment import promotion as deployment
 
     if not configured(settings):
         raise DeployTargetError("MLOPS_MODEL_SERVER_CONTAINER is not set")

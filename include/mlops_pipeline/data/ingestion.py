@@ -23,10 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlops_pipeline import contract, storage
 from mlops_pipeline.config import Settings
-from mlops_pipeline.contract import Kind
-from mlops_pipeline.validation import (
+from mlops_pipeline.data import contract, storage
+from mlops_pipeline.data.contract import Kind
+from mlops_pipeline.data.validation import (
     SUITE_NAME,
     SUITE_VERSION,
     ExpectationOutcome,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_pipeline.training import TrainedModel, model_inputs
+from mlops_pipeline.training.model import TrainedModel, model_inputs
 
 KEY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1")
 
