@@ -26,6 +26,8 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         # Small test batches: the default lower bound (100 rows) would reject them.
         "MLOPS_MIN_BATCH_ROWS": "50",
+        # The tests generate churn data unless they say otherwise.
+        "MLOPS_USECASE": "churn",
         # Parsed once per session by the ingestion DAG: a missing file fails in seconds.
         "MLOPS_LANDING_WAIT_TIMEOUT_SECONDS": "2",
         "MLOPS_LANDING_POKE_INTERVAL_SECONDS": "1",

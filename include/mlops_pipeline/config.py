@@ -10,23 +10,44 @@ parse time, and pydantic is already loaded by Airflow while pydantic-settings co
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-DATASET = "customer_activity"
+from mlops_pipeline.failures import SpecError
+
+if TYPE_CHECKING:
+    from mlops_pipeline.usecases.loader import UseCase
+
 ENV_PREFIX = "MLOPS_"
 # The repository's Feast repo, for a checkout or an editable install; images set
 # MLOPS_FEATURE_REPO explicitly.
 _REPO_FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
+_REPO_USECASES = Path(__file__).resolve().parents[2] / "usecases"
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
+    usecase: str = Field(
+        default="",
+        pattern=r"^([a-z][a-z0-9_]{0,39})?$",
+        description="The use case a process works for (a folder of MLOPS_USECASES_DIR). The "
+        "DAGs and commands set it per use case; empty means the only declared one.",
+    )
+    usecases_dir: Path = Field(
+        default=_REPO_USECASES,
+        description="Root of the use-case folders, one `<name>/usecase.yaml` each.",
+    )
+    usecase_overrides: str = Field(
+        default="",
+        description="JSON merged into use-case declarations, keyed by use case, e.g. "
+        '`{"churn": {"training": {"min_train_rows": 50}}}` (operators and tests).',
+    )
     home: Path = Field(
         default=Path(".local"),
         description="Root of all embedded state: Airflow home, landing zone, lake, quarantine, "
@@ -56,7 +77,9 @@ class Settings(BaseModel):
     build_data_docs: bool = Field(
         default=True, description="Render Great Expectations Data Docs after every validation."
     )
-    rows_per_day: int = Field(default=20_000, ge=1, description="Customers per generated demo day.")
+    rows_per_day: int = Field(
+        default=20_000, ge=1, description="Rows per generated demo partition."
+    )
     profile: Literal["embedded", "production"] = Field(
         default="embedded",
         description="`embedded`: SQLite and files under MLOPS_HOME. `production`: Postgres "
@@ -65,10 +88,11 @@ class Settings(BaseModel):
     feature_repo: Path = Field(
         default=_REPO_FEATURE_REPO, description="The Feast repository (definitions and YAML)."
     )
-    feast_project: str = Field(
-        default="churn",
-        pattern=r"^[a-zA-Z0-9_]+$",
-        description="Feast project; also the key prefix of the online store.",
+    feast_project_prefix: str = Field(
+        default="",
+        pattern=r"^[a-zA-Z0-9_]*$",
+        description="Prefix of every use case's Feast project (the project is the prefix and "
+        "the use case's name), so deployments can share one registry and online store.",
     )
     feast_registry_url: SecretStr = Field(
         default=SecretStr(""),
@@ -88,28 +112,6 @@ class Settings(BaseModel):
         default="",
         description="MLflow tracking and registry URI. Empty: the embedded SQLite store "
         "`sqlite:///$MLOPS_HOME/mlflow/mlflow.db`; production: the tracking server's URL.",
-    )
-    registered_model_name: str = Field(
-        default="churn-classifier", description="Registered model in the MLflow registry."
-    )
-    training_cadence_days: int = Field(
-        default=7,
-        ge=0,
-        description="Feature updates retrain only when the data window moved this many days "
-        "since the last trained model (drift and manual runs always train).",
-    )
-    training_window_days: int = Field(
-        default=28, ge=3, description="Days of data in a training window (train+validation+test)."
-    )
-    min_training_rows: int = Field(
-        default=1_000, ge=10, description="Fewest training rows accepted before failing fast."
-    )
-    training_set_chunk_rows: int = Field(
-        default=100_000,
-        ge=1,
-        description="Entity rows per point-in-time join when building a training set: "
-        "consecutive days are joined together up to this many rows, which bounds the memory "
-        "of Feast's on-demand view (it turns the whole joined table into Python objects).",
     )
     serving_poll_seconds: float = Field(
         default=10.0,
@@ -139,12 +141,6 @@ class Settings(BaseModel):
         description="After a promotion, how long the model server has to serve the new version "
         "before the promotion is rolled back.",
     )
-    p99_latency_budget_ms: float = Field(
-        default=50.0,
-        gt=0,
-        description="Gate: the challenger's p99 single-row prediction latency, measured while "
-        "deploying, must stay within this budget; set it for the machine that deploys and serves.",
-    )
     online_check_sample: int = Field(
         default=200, ge=1, description="Customers checked in the online store after materializing."
     )
@@ -152,66 +148,6 @@ class Settings(BaseModel):
         default="0 2 * * *",
         description="Cron (UTC) of the nightly drift check; each run checks the last completed "
         "day.",
-    )
-    drift_numerical_method: str = Field(
-        default="wasserstein",
-        description="Evidently drift method for numerical columns. A distance, not a p-value "
-        "test: on 20,000-row days every p-value test flags differences too small to matter.",
-    )
-    drift_numerical_threshold: float = Field(
-        default=0.1,
-        gt=0,
-        description="Numerical column drifts at or above this score (Wasserstein distance in "
-        "reference standard deviations).",
-    )
-    drift_categorical_method: str = Field(
-        default="jensenshannon",
-        description="Evidently drift method for categorical and boolean columns.",
-    )
-    drift_categorical_threshold: float = Field(
-        default=0.1, gt=0, description="Categorical column drifts at or above this score."
-    )
-    drift_column_overrides: str = Field(
-        default="",
-        description="Per-column method and threshold, `column=method:threshold,...` (e.g. "
-        "`monthly_charges=psi:0.2`).",
-    )
-    drift_share_threshold: float = Field(
-        default=0.2,
-        gt=0,
-        le=1,
-        description="A night counts as drifted when at least this share of the features drift.",
-    )
-    performance_drop_threshold: float = Field(
-        default=0.05,
-        ge=0,
-        description="A night counts as drifted when the champion's ROC AUC on the day's labelled "
-        "rows is this far below its test ROC AUC.",
-    )
-    performance_hard_drop_threshold: float = Field(
-        default=0.1,
-        ge=0,
-        description="A ROC AUC drop this large requests retraining at once, ignoring the "
-        "cooldown and the k-of-n persistence.",
-    )
-    drift_nights_required: int = Field(
-        default=2, ge=1, description="k: drifted nights needed among the last n to retrain."
-    )
-    drift_nights_window: int = Field(
-        default=3,
-        ge=1,
-        description="n: nights (calendar days, the checked one included) looked at.",
-    )
-    drift_min_batch_rows: int = Field(
-        default=1_000,
-        ge=1,
-        description="Fewer rows than this in a day: drift is reported but never acted on.",
-    )
-    retrain_cooldown_days: int = Field(
-        default=3,
-        ge=0,
-        description="No new retrain request within this many days of the last one (a hard "
-        "performance drop overrides it).",
     )
     model_server_container: str = Field(
         default="",
@@ -225,23 +161,56 @@ class Settings(BaseModel):
         "socket proxy's `tcp://` URL).",
     )
 
-    @field_validator("home", "feature_repo")
+    @field_validator("home", "feature_repo", "usecases_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         # Tasks run from other working directories; a relative home would scatter state.
         return value.expanduser().resolve()
 
     @property
+    def spec(self) -> UseCase:
+        """The declaration of this process's use case (validated, cached per file version)."""
+        from mlops_pipeline.usecases.loader import load_usecase
+
+        return load_usecase(self.usecases_dir / self.usecase_name, self._overrides())
+
+    @property
+    def usecase_name(self) -> str:
+        if self.usecase:
+            return self.usecase
+        from mlops_pipeline.usecases.loader import declared_usecases
+
+        declared = declared_usecases(self.usecases_dir)
+        if len(declared) != 1:
+            raise SpecError(
+                f"MLOPS_USECASE is not set and {self.usecases_dir} declares "
+                f"{len(declared)} use cases ({', '.join(declared) or 'none'}): name one"
+            )
+        return declared[0]
+
+    def for_usecase(self, name: str) -> Settings:
+        return self.replace(usecase=name)
+
+    def _overrides(self) -> dict[str, object]:
+        if not self.usecase_overrides:
+            return {}
+        try:
+            overrides = json.loads(self.usecase_overrides)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"MLOPS_USECASE_OVERRIDES is not JSON: {exc}") from None
+        return overrides.get(self.usecase_name, {})
+
+    @property
     def landing_dir(self) -> Path:
-        return self.home / "landing" / DATASET
+        return self.home / "landing" / self.spec.dataset
 
     @property
     def lake_dir(self) -> Path:
-        return self.home / "lake" / DATASET
+        return self.home / "lake" / self.spec.dataset
 
     @property
     def quarantine_dir(self) -> Path:
-        return self.home / "quarantine" / DATASET
+        return self.home / "quarantine" / self.spec.dataset
 
     @property
     def reports_dir(self) -> Path:
@@ -249,7 +218,7 @@ class Settings(BaseModel):
 
     @property
     def validations_dir(self) -> Path:
-        return self.reports_dir / "validations" / DATASET
+        return self.reports_dir / "validations" / self.spec.dataset
 
     @property
     def gx_dir(self) -> Path:
@@ -261,11 +230,24 @@ class Settings(BaseModel):
 
     @property
     def drift_reports_dir(self) -> Path:
-        return self.reports_dir / "drift"
+        return self.reports_dir / "drift" / self.usecase_name
+
+    @property
+    def decisions_dir(self) -> Path:
+        return self.reports_dir / "decisions" / self.usecase_name
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.home / "predictions" / self.usecase_name
+
+    @property
+    def feast_project(self) -> str:
+        """The use case's Feast project (also the online store's key prefix)."""
+        return self.feast_project_prefix + self.usecase_name
 
     @property
     def feast_dir(self) -> Path:
-        return self.home / "feast"
+        return self.home / "feast" / self.usecase_name
 
     @property
     def mlflow_dir(self) -> Path:
@@ -317,4 +299,6 @@ def _default_text(default: object) -> str:
         return default.get_secret_value() or "(unset)"
     if default == _REPO_FEATURE_REPO:
         return "<repo>/feature_repo"
+    if default == _REPO_USECASES:
+        return "<repo>/usecases"
     return str(default)
