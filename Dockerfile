@@ -22,11 +22,13 @@ COPY --chown=airflow:0 pyproject.toml README.md ./
 COPY --chown=airflow:0 include ./include
 RUN pip install --no-cache-dir --no-deps .
 COPY --chown=airflow:0 feature_repo ./feature_repo
+COPY --chown=airflow:0 usecases ./usecases
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 plugins /opt/airflow/plugins
 ENV MLOPS_PROFILE=production \
     MLOPS_HOME=/opt/mlops/data \
     MLOPS_FEATURE_REPO=/opt/mlops-pipeline/feature_repo \
+    MLOPS_USECASES_DIR=/opt/mlops-pipeline/usecases \
     FEAST_REPO_PATH=/opt/mlops-pipeline/feature_repo \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/plugins \
@@ -58,9 +60,12 @@ COPY pyproject.toml README.md ./
 COPY include ./include
 RUN pip install --no-deps .
 COPY feature_repo ./feature_repo
+COPY usecases ./usecases
+# One server process per use case: compose runs one container per use case (MLOPS_USECASE).
 ENV MLOPS_PROFILE=production \
     MLOPS_HOME=/opt/mlops/data \
-    MLOPS_FEATURE_REPO=/opt/mlops-pipeline/feature_repo
+    MLOPS_FEATURE_REPO=/opt/mlops-pipeline/feature_repo \
+    MLOPS_USECASES_DIR=/opt/mlops-pipeline/usecases
 USER mlops
 EXPOSE 8080
 CMD ["mlops-pipeline", "serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -28,7 +28,7 @@ help:
 	@echo "make demo   - run the pipeline on embedded defaults (state under $(MLOPS_HOME))"
 	@echo "make airflow - Airflow (UI with the MLOps view), MLflow UI and the model server"
 	@echo "make test   - run the test suite"
-	@echo "make lint   - ruff (with Airflow's AIR rules)"
+	@echo "make lint   - ruff (with Airflow's AIR rules) and mypy"
 	@echo "make bench  - performance benchmarks (medians, this machine)"
 	@echo "make clean  - remove embedded state (.local)"
 	@echo "make secrets - write .env for docker compose with strong random secrets"
@@ -62,6 +62,7 @@ airflow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -1,10 +1,10 @@
 """Feature store figures on the production path (Postgres registry, Redis online store):
 
-- materialization of 1,000,000 rows (50,000 customers x 20 days) into Redis, including the
+- materialization of 1,000,000 rows (50,000 entities x 20 days) into Redis, including the
   backfill guard decision and the online post-check;
-- online retrieval through the feature service, 1 and 100 customers, p50/p99 over 1,000 calls,
+- online retrieval through the feature service, 1 and 100 entities, p50/p99 over 1,000 calls,
   on Redis and on the embedded SQLite store;
-- historical retrieval (training set) for 30 days x 20,000 customers: time and peak memory,
+- historical retrieval (training set) for 30 days x 20,000 entities: time and peak memory,
   in a fresh process.
 """
 
@@ -24,21 +24,23 @@ from bench.common import median, run_python, save
 
 D0 = dt.date(2025, 3, 1)
 CALLS = 1_000
+# The shipped use case the figures are measured on.
+USECASE = os.environ.get("MLOPS_BENCH_USECASE", "churn")
 POSTGRES_ADMIN_URL = os.environ.get(
     "MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS = os.environ.get("MLOPS_BENCH_REDIS", "127.0.0.1:6379")
 
 
-def build_lake(home: Path, customers: int, days: int):
+def build_lake(home: Path, entities: int, days: int):
     from mlops_pipeline.config import Settings
     from mlops_pipeline.data.datagen import generate_day
     from mlops_pipeline.data.ingestion import ingest_day
 
-    settings = Settings(home=home, build_data_docs=False)
+    settings = Settings(home=home, usecase=USECASE, build_data_docs=False)
     for offset in range(days):
         day = D0 + dt.timedelta(days=offset)
-        generate_day(settings.landing_dir, day, rows=customers, file_format="parquet")
+        generate_day(settings, day, rows=entities, file_format="parquet")
         ingest_day(settings, day)
     return settings
 
@@ -66,7 +68,7 @@ def _online_latency(settings) -> dict:
             started = time.perf_counter()
             reader.read(request)
             samples.append(time.perf_counter() - started)
-        out[f"{batch}_customers"] = _percentiles(samples)
+        out[f"{batch}_entities"] = _percentiles(samples)
     return out
 
 
@@ -91,8 +93,8 @@ warnings.filterwarnings("ignore")
 from mlops_pipeline.config import Settings
 from mlops_pipeline.features.access import build_training_set
 from mlops_pipeline.features.store import open_store
-settings = Settings(home=sys.argv[1])
-open_store(settings).get_feature_service("churn_model_v1")
+settings = Settings(home=sys.argv[1], usecase=sys.argv[4])
+open_store(settings).get_feature_service(settings.spec.features.service)
 from bench.common import peak_rss_bytes, rss_bytes
 baseline = rss_bytes()
 start = dt.date.fromisoformat(sys.argv[2]); end = dt.date.fromisoformat(sys.argv[3])
@@ -116,11 +118,11 @@ def run() -> dict:
     results: dict = {}
     root = Path(tempfile.mkdtemp(prefix="bench-features-"))
     # 1M rows into Redis on the production profile.
-    settings = build_lake(root / "big", customers=50_000, days=20)
+    settings = build_lake(root / "big", entities=50_000, days=20)
     registry_url, drop_database = _postgres_database()
     production = settings.replace(
         profile="production",
-        feast_project=f"bench_{uuid.uuid4().hex[:8]}",
+        feast_project_prefix=f"bench_{uuid.uuid4().hex[:8]}_",
         feast_registry_url=registry_url,
         redis_connection=REDIS,
     )
@@ -144,8 +146,8 @@ def run() -> dict:
     results["online_sqlite"] = _online_latency(settings)
     shutil.rmtree(root / "big")
 
-    # Training set: 30 days x 20,000 customers, fresh processes, median of 3.
-    history = build_lake(root / "history", customers=20_000, days=30)
+    # Training set: 30 days x 20,000 entities, fresh processes, median of 3.
+    history = build_lake(root / "history", entities=20_000, days=30)
     register_definitions(history)
     runs = [
         run_python(
@@ -153,9 +155,12 @@ def run() -> dict:
             str(history.home),
             D0.isoformat(),
             (D0 + dt.timedelta(days=29)).isoformat(),
+            USECASE,
         )
         for _ in range(3)
     ]
+    results["usecase"] = USECASE
+    results["feature_service"] = history.spec.features.service
     results["historical_30d_x_20k"] = {
         "rows": runs[0]["rows"],
         "seconds": round(median([r["seconds"] for r in runs]), 2),
@@ -169,6 +174,7 @@ def run() -> dict:
 
 def report(results: dict) -> str:
     hist = results["historical_30d_x_20k"]
+    service = results["feature_service"]
     lines = [
         "Feature store (production path: Postgres registry, Redis online store)",
         "| measure | goal | measured |",
@@ -180,14 +186,14 @@ def report(results: dict) -> str:
     for store in ("redis", "sqlite"):
         goal = {"1": "p99 < 1 ms", "100": "p99 < 8 ms"} if store == "redis" else {}
         for batch in ("1", "100"):
-            row = results[f"online_{store}"][f"{batch}_customers"]
+            row = results[f"online_{store}"][f"{batch}_entities"]
             lines.append(
-                f"| online read via `churn_model_v1`, {batch} customer(s), {store} "
+                f"| online read via `{service}`, {batch} entity(ies), {store} "
                 f"(p50 / p99 of {CALLS}) | {goal.get(batch, '')} | "
                 f"{row['p50_ms']} / {row['p99_ms']} ms |"
             )
     lines.append(
-        f"| training set, 30 days x 20,000 customers ({hist['rows']:,} rows), median of 3 | "
+        f"| training set, 30 days x 20,000 entities ({hist['rows']:,} rows), median of 3 | "
         f"< 10 s, < 1.5 GiB | {hist['seconds']} s, peak RSS {hist['peak_rss_mib']} MiB "
         f"(+{hist['peak_mib_over_baseline']} MiB) |"
     )

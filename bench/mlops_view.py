@@ -1,6 +1,7 @@
-"""MLOps view: ``GET /mlops/api/status`` (and the HTML page) through Airflow's own API app, login
-dependency included, over a home with 100 registered versions, 365 drift nights and 100
-decision records (goal: p99 < 200 ms).
+"""MLOps view: ``GET /mlops/api/<usecase>/status`` (and the use case's HTML page) through
+Airflow's own API app, login dependency included, over a home where the use case
+(``MLOPS_BENCH_USECASE``, churn unless set) has 100 registered versions, 365 drift nights and
+100 decision records (goal: p99 < 200 ms).
 
 The app runs in a fresh interpreter (``airflow.api_fastapi.app.create_app()``, the plugin
 mounted by Airflow, Starlette's test client: no network between client and app).
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, run_python, save
+from bench.features import USECASE
 from mlops_pipeline.orchestration.runner import embedded_airflow_env
 
 VERSIONS = 100
@@ -28,14 +30,14 @@ import json, os, statistics, sys, time
 from fastapi.testclient import TestClient
 from airflow.api_fastapi.app import create_app
 
-requests = int(sys.argv[1])
+requests, usecase = int(sys.argv[1]), sys.argv[2]
 client = TestClient(create_app(), base_url="http://127.0.0.1")
 token = client.post(
     "/auth/token", json={"username": "admin", "password": os.environ["BENCH_PASSWORD"]}
 ).json()["access_token"]
 client.headers["Authorization"] = f"Bearer {token}"
 result = {}
-for path in ("/mlops/api/status", "/mlops/"):
+for path in (f"/mlops/api/{usecase}/status", f"/mlops/{usecase}/"):
     for _ in range(3):  # the first request imports MLflow in the app
         assert client.get(path).status_code == 200
     timings = []
@@ -45,7 +47,7 @@ for path in ("/mlops/api/status", "/mlops/"):
         timings.append((time.perf_counter() - started) * 1000)
         assert answer.status_code == 200
     timings.sort()
-    result[path] = {
+    result[path.replace(usecase, "<usecase>")] = {
         "p50_ms": statistics.median(timings),
         "p99_ms": timings[int(0.99 * (len(timings) - 1))],
         "bytes": len(answer.content),
@@ -54,12 +56,13 @@ print(json.dumps(result))
 """
 
 
-def _checks() -> list[dict[str, Any]]:
-    return [
-        {"name": "floor:roc_auc", "value": 0.74, "threshold": 0.7, "passed": True, "detail": ""},
-        {"name": "floor:pr_auc", "value": 0.36, "threshold": 0.35, "passed": True, "detail": ""},
-        {"name": "budget:p99_latency_ms", "value": 9.0, "threshold": 50.0, "passed": True},
+def _checks(spec: Any) -> list[dict[str, Any]]:
+    floors = [
+        {"name": f"floor:{g.metric}", "value": 0.74, "threshold": 0.7, "passed": True, "detail": ""}
+        for g in spec.gate_metrics
     ]
+    budget = {"name": "budget:p99_latency_ms", "value": 9.0, "threshold": 50.0, "passed": True}
+    return [*floors, budget]
 
 
 def build_home(home: Path) -> None:
@@ -72,20 +75,20 @@ def build_home(home: Path) -> None:
     from mlops_pipeline.deployment import registry
     from tests.ui.state import record_nights
 
-    settings = Settings(home=home)
+    settings = Settings(home=home, usecase=USECASE)
+    spec = settings.spec
     tracking = registry.client(settings)
     experiment = registry.experiment_id(tracking, settings, "bench-mlops-view")
-    name = settings.registered_model_name
+    name = spec.model_name
     tracking.create_registered_model(name)
     now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     for i in range(VERSIONS):
         run = tracking.create_run(experiment)
         run_id = run.info.run_id
-        metrics = {"test_roc_auc": 0.7 + i / 1000, "test_pr_auc": 0.4, "test_brier": 0.13}
-        tracking.log_batch(
-            run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in {**metrics, "threshold": 0.25}.items()],
-        )
+        metrics = {f"test_{g.metric}": 0.7 + i / 1000 for g in spec.gate_metrics}
+        if spec.is_classifier:
+            metrics["threshold"] = 0.25
+        tracking.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         tracking.set_terminated(run_id)
         tracking.create_model_version(
             name,
@@ -104,7 +107,12 @@ def build_home(home: Path) -> None:
             "challenger": {"version": str(i + 1)},
             "champion": None,
             "holdout": {"window": "2025-08-07..2025-08-09", "rows": 60000},
-            "gates": {"passed": True, "first_model": False, "checks": _checks(), "reasons": []},
+            "gates": {
+                "passed": True,
+                "first_model": False,
+                "checks": _checks(spec),
+                "reasons": [],
+            },
         }
         record = deployment.decision_record("promote", "promoted", name, str(i + 1), evaluation)
         record["decided_at"] = (start + dt.timedelta(days=i)).isoformat()
@@ -133,14 +141,15 @@ def run() -> dict[str, Any]:
             "m(); print('{}')",
             env=env,
         )
-        timed = run_python(_TIMED, str(REQUESTS), env=env)
+        timed = run_python(_TIMED, str(REQUESTS), USECASE, env=env)
     result = {
         "versions": VERSIONS,
         "nights": NIGHTS,
         "decisions": DECISIONS,
         "requests": REQUESTS,
-        "status_api": timed["/mlops/api/status"],
-        "page": timed["/mlops/"],
+        "usecase": USECASE,
+        "status_api": timed["/mlops/api/<usecase>/status"],
+        "page": timed["/mlops/<usecase>/"],
     }
     save("mlops_view", result)
     return result
@@ -150,14 +159,15 @@ def report(result: dict[str, Any]) -> str:
     api, page = result["status_api"], result["page"]
     return "\n".join(
         [
-            f"MLOps view ({result['versions']} versions, {result['nights']} drift nights, "
+            f"MLOps view of {result['usecase']} ({result['versions']} versions, "
+            f"{result['nights']} drift nights, "
             f"{result['decisions']} decision records; {result['requests']} requests each)",
             "",
             "| request | goal | p50 / p99 | response |",
             "|---|---|---|---|",
-            f"| GET /mlops/api/status | p99 < 200 ms | {api['p50_ms']:.1f} / "
+            f"| GET /mlops/api/<usecase>/status | p99 < 200 ms | {api['p50_ms']:.1f} / "
             f"{api['p99_ms']:.1f} ms | {api['bytes'] / 1024:.0f} KiB |",
-            f"| GET /mlops/ (HTML) | | {page['p50_ms']:.1f} / {page['p99_ms']:.1f} ms "
+            f"| GET /mlops/<usecase>/ (HTML) | | {page['p50_ms']:.1f} / {page['p99_ms']:.1f} ms "
             f"| {page['bytes'] / 1024:.0f} KiB |",
         ]
     )

@@ -1,10 +1,10 @@
 """Serving latency and throughput over real HTTP with wrk (loopback), side by side with
 `mlflow models serve` on the same model in the same run.
 
-Single-customer requests, at concurrency 1 and 8, for: our server with the feature lookup
-(Feast online store, embedded SQLite), our server with inline features, and MLflow's scoring
-server with inline features (it has no feature lookup); each server with one worker process
-and with two.
+Single-entity requests (the churn use case's customers), at concurrency 1 and 8, for: our
+server with the feature lookup (Feast online store, embedded SQLite), our server with inline
+features, and MLflow's scoring server with inline features (it has no feature lookup); each
+server with one worker process and with two.
 """
 
 from __future__ import annotations
@@ -93,20 +93,19 @@ def run() -> dict:
     outcome = train_and_register(settings, TrainingRequest(days[-1], 28, reason="bench"))
     deployment.promote(settings, outcome.version)
 
+    spec = settings.spec
     features = OnlineFeatureReader(settings).read([42])
-    from mlops_pipeline.data import contract
-    from mlops_pipeline.training.model import MODEL_FEATURES, model_inputs
+    from mlops_pipeline.training.model import model_inputs
 
-    raw = {k: features[k][0] for k in contract.FEATURE_COLUMNS}
+    raw = {k: features[k][0] for k in spec.feature_columns}
     import pandas as pd
 
-    row = model_inputs(pd.DataFrame(features)).iloc[0]
+    row = model_inputs(spec, pd.DataFrame(features)).iloc[0]
+    inputs = list(spec.model_features)
     mlflow_body = {
         "dataframe_split": {
-            "columns": list(MODEL_FEATURES),
-            "data": [
-                [row[c].item() if hasattr(row[c], "item") else row[c] for c in MODEL_FEATURES]
-            ],
+            "columns": inputs,
+            "data": [[row[c].item() if hasattr(row[c], "item") else row[c] for c in inputs]],
         }
     }
     env = {
@@ -168,7 +167,8 @@ def run() -> dict:
         for workers in WORKERS:
             ours = f"http://127.0.0.1:{ports[f'ours_w{workers}']}/predict"
             theirs = f"http://127.0.0.1:{ports[f'mlflow_w{workers}']}/invocations"
-            cases[f"ours_feature_lookup_w{workers}"] = (ours, {"customer_ids": [42]})
+            lookup = {"entities": {spec.entity.key: [42]}}
+            cases[f"ours_feature_lookup_w{workers}"] = (ours, lookup)
             cases[f"ours_inline_w{workers}"] = (ours, {"instances": [raw]})
             cases[f"mlflow_models_serve_inline_w{workers}"] = (theirs, mlflow_body)
         for url, body in cases.values():

@@ -38,6 +38,12 @@ os.environ.update(
 )
 (SESSION_HOME / "airflow").mkdir(parents=True, exist_ok=True)
 
+# Importing Feast sets PROMETHEUS_MULTIPROC_DIR process-wide, and prometheus_client picks file-
+# backed values if it is imported after that: every test's metrics would then land in one shared
+# directory and leak into the next test's scrape. Imported first, it keeps in-process values (the
+# model server's own multi-worker tests run real worker processes).
+import prometheus_client  # noqa: E402, F401
+
 TEST_ROWS = 400
 
 

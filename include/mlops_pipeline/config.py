@@ -46,7 +46,7 @@ class Settings(BaseModel):
     usecase_overrides: str = Field(
         default="",
         description="JSON merged into use-case declarations, keyed by use case, e.g. "
-        '`{"churn": {"training": {"min_train_rows": 50}}}` (operators and tests).',
+        '`{"my_model": {"training": {"min_train_rows": 50}}}` (operators and tests).',
     )
     home: Path = Field(
         default=Path(".local"),
@@ -127,8 +127,9 @@ class Settings(BaseModel):
     )
     serving_url: str = Field(
         default="",
-        description="Base URL of the running model server, for the post-promotion smoke test "
-        "(empty: no smoke test).",
+        description="Base URL of each use case's model server, for the post-promotion smoke "
+        "test; `{usecase}` is replaced by the use case's name, e.g. "
+        "`http://model-server-{usecase}:8080` (empty: no smoke test).",
     )
     require_approval: bool = Field(
         default=False,
@@ -151,9 +152,9 @@ class Settings(BaseModel):
     )
     model_server_container: str = Field(
         default="",
-        description="Docker Compose deploy target: after a promotion, `deploy_churn_model` "
-        "restarts this container (name or id) through the Docker provider so it loads the new "
-        "champion at once (empty: off).",
+        description="Docker Compose deploy target: after a promotion, the use case's deploy "
+        "DAG restarts this container (name or id; `{usecase}` is replaced by the use case's "
+        "name) through the Docker provider so it loads the new champion at once (empty: off).",
     )
     docker_url: str = Field(
         default="unix://var/run/docker.sock",
@@ -199,6 +200,15 @@ class Settings(BaseModel):
         except json.JSONDecodeError as exc:
             raise SpecError(f"MLOPS_USECASE_OVERRIDES is not JSON: {exc}") from None
         return overrides.get(self.usecase_name, {})
+
+    @property
+    def model_server_url(self) -> str:
+        """This use case's model server (``serving_url`` with ``{usecase}`` filled in)."""
+        return self.serving_url.replace("{usecase}", self.usecase_name)
+
+    @property
+    def model_server_container_name(self) -> str:
+        return self.model_server_container.replace("{usecase}", self.usecase_name)
 
     @property
     def landing_dir(self) -> Path:
@@ -278,7 +288,7 @@ class Settings(BaseModel):
             for name in cls.model_fields
             if ENV_PREFIX + name.upper() in environ
         }
-        return cls(**values)
+        return cls.model_validate(values)
 
 
 def get_settings() -> Settings:

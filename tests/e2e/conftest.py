@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -11,6 +12,38 @@ from mlops_pipeline.features.store import register_definitions
 # Nine validated days: enough for a time split (train, 3 validation, 3 test days).
 DAYS = [dt.date(2025, 8, 1) + dt.timedelta(days=i) for i in range(9)]
 ROWS = 800
+# Declarations as the e2e tests run them: fewer boosting iterations than the shipped models
+# (the tests check the platform, not the model's last point of quality).
+FAST = {
+    "churn": {"training": {"model": {"params": {"max_iter": 60}}}},
+    "store_demand": {"training": {"model": {"params": {"max_iter": 60}}}},
+}
+
+
+def merged(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merged(out[key], value) if isinstance(out.get(key), dict) else value
+    return out
+
+
+@pytest.fixture(autouse=True)
+def fast_declarations(monkeypatch):
+    """Every e2e test (and the DAG runs it makes, which read the environment) trains fast."""
+    monkeypatch.setenv("MLOPS_USECASE_OVERRIDES", json.dumps(FAST))
+
+
+@pytest.fixture
+def override(monkeypatch, mlops_home):
+    """``override({"churn": {...}})``: deep-merge changes into the declarations, for this test
+    and its DAG runs; returns the default use case's fresh settings."""
+    from mlops_pipeline.config import get_settings
+
+    def apply(changes: dict):
+        monkeypatch.setenv("MLOPS_USECASE_OVERRIDES", json.dumps(merged(FAST, changes)))
+        return get_settings()
+
+    return apply
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +59,7 @@ def runner():
 def lake(settings):
     """Nine validated days and registered feature definitions in this test's MLOPS_HOME."""
     for day in DAYS:
-        generate_day(settings.landing_dir, day, ROWS, file_format="parquet")
+        generate_day(settings, day, ROWS, file_format="parquet")
         ingest_day(settings.replace(build_data_docs=False), day)
     register_definitions(settings)
     return settings

@@ -11,18 +11,27 @@ from mlops_pipeline.deployment import registry
 from mlops_pipeline.platform.status import platform_status
 from mlops_pipeline.serving.process import free_port
 from mlops_pipeline.training.job import TrainingRequest, train_and_register
-from mlops_pipeline.training.model import TrainingParams
-from tests.e2e.conftest import DAYS
+from tests.e2e.conftest import DAYS, FAST, merged
 from tests.e2e.helpers import answer_pending_approval
 
 MODEL = "churn-classifier"
-GOOD = TrainingParams(max_iter=60)
+GOOD = FAST
 # Nearly constant scores: clearly worse than any real model, and below the quality floors.
-BAD = TrainingParams(max_iter=10, learning_rate=0.001, max_leaf_nodes=2)
+BAD = merged(
+    FAST,
+    {
+        "churn": {
+            "training": {
+                "model": {"params": {"max_iter": 10, "learning_rate": 0.001, "max_leaf_nodes": 2}}
+            }
+        }
+    },
+)
 
 
-def _train(settings, params, reason):
-    return train_and_register(settings, TrainingRequest(DAYS[-1], 28, params, reason=reason))
+def _train(settings, declarations, reason):
+    trained = settings.replace(usecase_overrides=json.dumps(declarations))
+    return train_and_register(trained, TrainingRequest(DAYS[-1], reason=reason))
 
 
 def _alias(tracking, alias):
@@ -31,14 +40,14 @@ def _alias(tracking, alias):
 
 
 def _records(settings):
-    folder = settings.reports_dir / deployment.DECISIONS_DIR
+    folder = settings.decisions_dir
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
 def test_good_challenger_is_promoted_and_a_worse_one_rejected(runner, lake):
     tracking = registry.client(lake)
     assert _train(lake, GOOD, "first").version == "1"
-    run = runner.run_dag("deploy_churn_model", conf={"version": "1"})
+    run = runner.run_dag("churn__deploy", conf={"version": "1"})
     states = runner.task_states(run)
     assert str(run.state) == "success", states
     assert (states["promote"], states["reject"]) == ("success", "skipped")
@@ -52,13 +61,13 @@ def test_good_challenger_is_promoted_and_a_worse_one_rejected(runner, lake):
     logged = {
         a.path
         for a in tracking.list_artifacts(
-            record["evaluation"]["challenger"]["run_id"], deployment.DECISIONS_DIR
+            record["evaluation"]["challenger"]["run_id"], deployment.DECISIONS_ARTIFACTS
         )
     }
     assert len(logged) == 2, "JSON and Markdown decision records are on the challenger's run"
 
     assert _train(lake, BAD, "bad on purpose").version == "2"
-    run = runner.run_dag("deploy_churn_model", conf={"version": "2"})
+    run = runner.run_dag("churn__deploy", conf={"version": "2"})
     states = runner.task_states(run)
     assert (states["promote"], states["reject"]) == ("skipped", "success")
     assert _alias(tracking, registry.CHAMPION) == "1", "a rejected challenger leaves the champion"
@@ -88,7 +97,7 @@ def test_rollback_restores_the_previous_version(runner, lake):
     deployment.promote(lake, "1")
     assert deployment.promote(lake, "2") == {"champion": "2", "previous_champion": "1"}
 
-    run = runner.run_dag("rollback_churn_model", conf={"reason": "test rollback"})
+    run = runner.run_dag("churn__rollback", conf={"reason": "test rollback"})
     assert str(run.state) == "success", runner.task_states(run)
     assert (_alias(tracking, registry.CHAMPION), _alias(tracking, registry.PREVIOUS_CHAMPION)) == (
         "1",
@@ -99,7 +108,7 @@ def test_rollback_restores_the_previous_version(runner, lake):
     assert record["reasons"] == ["test rollback"]
 
     # Rolling back to the champion itself is refused, and changes nothing.
-    run = runner.run_dag("rollback_churn_model", conf={"target": "1"})
+    run = runner.run_dag("churn__rollback", conf={"target": "1"})
     assert str(run.state) == "failed"
     assert _alias(tracking, registry.CHAMPION) == "1"
 
@@ -109,7 +118,7 @@ def test_a_failing_smoke_test_rolls_the_promotion_back(runner, lake, monkeypatch
     monkeypatch.setenv("MLOPS_SMOKE_TIMEOUT_SECONDS", "2")
     tracking = registry.client(lake)
     _train(lake, GOOD, "first")
-    run = runner.run_dag("deploy_churn_model", conf={"version": "1"})
+    run = runner.run_dag("churn__deploy", conf={"version": "1"})
     assert str(run.state) == "failed"
     assert runner.task_states(run)["promote"] == "failed"
     assert _alias(tracking, registry.CHAMPION) is None, "the first model's promotion is undone"
@@ -126,7 +135,7 @@ def _approve_in_background(option: str, user: str) -> tuple[threading.Thread, li
     def reviewer() -> None:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            if answer_pending_approval("deploy_churn_model", "approve", option, user):
+            if answer_pending_approval("churn__deploy", "approve", option, user):
                 seen.append(option)
                 return
             time.sleep(0.5)
@@ -141,7 +150,7 @@ def test_required_approval_promotes_only_after_a_human_approves(runner, lake, mo
     tracking = registry.client(lake)
     _train(lake, GOOD, "first")
     reviewer, answered = _approve_in_background("Approve", "alice")
-    run = runner.run_dag("deploy_churn_model", conf={"version": "1"})
+    run = runner.run_dag("churn__deploy", conf={"version": "1"})
     reviewer.join(timeout=5)
     states = runner.task_states(run)
     assert answered == ["Approve"], f"the run never waited for approval: {states}"
@@ -161,7 +170,7 @@ def test_an_approver_can_reject_a_passing_challenger(runner, lake, monkeypatch):
     tracking = registry.client(lake)
     _train(lake, GOOD, "first")
     reviewer, answered = _approve_in_background("Reject", "bob")
-    run = runner.run_dag("deploy_churn_model", conf={"version": "1"})
+    run = runner.run_dag("churn__deploy", conf={"version": "1"})
     reviewer.join(timeout=5)
     states = runner.task_states(run)
     assert answered == ["Reject"]

@@ -14,7 +14,7 @@ from mlops_pipeline.data.ingestion import FAILED_EXPECTATIONS
 from mlops_pipeline.orchestration.runner import asset_event_extras
 from tests.conftest import TEST_ROWS
 
-DAG_ID = "ingest_customer_activity"
+DAG_ID = "churn__ingest"
 DAY = dt.date(2025, 6, 2)
 
 # scenario -> (dag run state, rows validated, rows quarantined); None: nothing written there.
@@ -36,15 +36,13 @@ def _sha(path):
 
 
 def _asset_events(extra_date: str) -> list[dict]:
-    return [
-        e for e in asset_event_extras("validated_customer_activity") if e.get("date") == extra_date
-    ]
+    return [e for e in asset_event_extras("churn__validated_data") if e.get("date") == extra_date]
 
 
 @pytest.mark.parametrize("scenario", list(EXPECTED))
 def test_scenario_ends_as_specified(runner, settings, scenario):
     day = DAY + dt.timedelta(days=list(EXPECTED).index(scenario))
-    landed = generate_day(settings.landing_dir, day, TEST_ROWS, scenario=scenario)
+    landed = generate_day(settings, day, TEST_ROWS, scenario=scenario)
     raw_before = _sha(landed.path)
     events_before = len(_asset_events(day.isoformat()))
 
@@ -81,7 +79,7 @@ def test_scenario_ends_as_specified(runner, settings, scenario):
 
 def test_rejected_batch_is_not_retried(runner, settings):
     day = DAY + dt.timedelta(days=20)
-    generate_day(settings.landing_dir, day, TEST_ROWS, scenario="schema_break")
+    generate_day(settings, day, TEST_ROWS, scenario="schema_break")
     dag_run = runner.run_daily(DAG_ID, day)
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -98,7 +96,7 @@ def test_rejected_batch_is_not_retried(runner, settings):
 
 def test_running_a_day_twice_leaves_an_identical_partition(runner, settings):
     day = DAY + dt.timedelta(days=30)
-    generate_day(settings.landing_dir, day, TEST_ROWS, scenario="out_of_range")
+    generate_day(settings, day, TEST_ROWS, scenario="out_of_range")
     runner.run_daily(DAG_ID, day)
     partition = storage.partition_dir(settings.lake_dir, day)
     first = {p.name: p.read_bytes() for p in partition.iterdir() if p.suffix == ".parquet"}

@@ -13,52 +13,53 @@ from mlops_pipeline.orchestration.runner import asset_event_extras
 from mlops_pipeline.platform import mlops_view
 from mlops_pipeline.platform.status import platform_status
 from mlops_pipeline.training.job import TrainingRequest, train_and_register, trigger_from_events
-from mlops_pipeline.training.model import TrainingParams
+from tests.conftest import prometheus_samples
 from tests.e2e.conftest import DAYS, ROWS
 
 DRIFT_DAYS = [DAYS[-1] + dt.timedelta(days=i) for i in (1, 2)]
 
 
 def _night(runner, day):
-    run = runner.run_daily("monitor_drift", day)
+    run = runner.run_daily("churn__monitor_drift", day)
     return run, runner.task_states(run)
 
 
-def test_drift_that_persists_requests_one_retrain_with_its_reasons(runner, lake, monkeypatch):
-    # 800-row test days: below the default minimum batch, which is for 20,000-row days.
-    monkeypatch.setenv("MLOPS_DRIFT_MIN_BATCH_ROWS", str(ROWS // 2))
-    settings = lake.replace(drift_min_batch_rows=ROWS // 2)
-    events_before = len(asset_event_extras("retrain_requested"))
+def test_drift_that_persists_requests_one_retrain_with_its_reasons(runner, lake, override):
+    # 800-row test days: below the declared minimum partition, which is for 20,000-row days.
+    settings = override({"churn": {"drift": {"min_partition_rows": ROWS // 2}}})
+    assert settings.home == lake.home
+    share_threshold = settings.spec.drift.share_threshold
+    events_before = len(asset_event_extras("churn__retrain_requested"))
 
     run, states = _night(runner, DAYS[-1])
     assert str(run.state) == "success", states
     assert monitoring.read_record(settings, DAYS[-1])["status"] == monitoring.NO_CHAMPION
 
-    train_and_register(settings, TrainingRequest(DAYS[-1], 28, TrainingParams(max_iter=60)))
+    train_and_register(settings, TrainingRequest(DAYS[-1]))
     deployment.promote(settings, "1")
     for day in DRIFT_DAYS:
-        generate_day(settings.landing_dir, day, ROWS, scenario="covariate_drift")
+        generate_day(settings, day, ROWS, scenario="covariate_drift")
         ingest_day(settings.replace(build_data_docs=False), day)
 
     # A clean night, then two drifted ones: the first is a blip, the second makes 2 of 3.
     run, states = _night(runner, DAYS[-1])
     clean = monitoring.read_record(settings, DAYS[-1])
     assert (clean["status"], clean["decision"]["retrain"]) == ("checked", False)
-    assert clean["drift"]["drift_share"] < settings.drift_share_threshold
+    assert clean["drift"]["drift_share"] < share_threshold
     assert states["request_retrain"] == "skipped"
 
     run, states = _night(runner, DRIFT_DAYS[0])
     first = monitoring.read_record(settings, DRIFT_DAYS[0])
-    assert first["drift"]["drift_share"] >= settings.drift_share_threshold
+    assert first["drift"]["drift_share"] >= share_threshold
     assert {"monthly_charges", "avg_daily_usage_minutes"} <= set(first["drift"]["drifted_columns"])
     assert first["decision"]["retrain"] is False
     assert first["decision"]["reasons"][0].startswith("drifted on 1 of the last 3 nights")
     assert (states["retrain_needed"], states["request_retrain"]) == ("success", "skipped")
-    assert len(asset_event_extras("retrain_requested")) == events_before
+    assert len(asset_event_extras("churn__retrain_requested")) == events_before
 
     run, states = _night(runner, DRIFT_DAYS[1])
     assert states["request_retrain"] == "success", states
-    (extra,) = asset_event_extras("retrain_requested")[events_before:]
+    (extra,) = asset_event_extras("churn__retrain_requested")[events_before:]
     assert extra["date"] == DRIFT_DAYS[1].isoformat()
     assert extra["reason"].startswith("data drift: share")
     assert extra["nights_flagged"] == [d.isoformat() for d in DRIFT_DAYS]
@@ -73,14 +74,17 @@ def test_drift_that_persists_requests_one_retrain_with_its_reasons(runner, lake,
     record = monitoring.read_record(settings, DRIFT_DAYS[1])
     assert "<html" in open(record["report_html"]).read(2000).lower()
     assert record["prediction"]["source"] == "batch scoring"
-    assert record["performance"]["rows"] == ROWS and record["performance"]["roc_auc"] > 0.5
-    prom = (settings.drift_reports_dir / monitoring.PROMETHEUS_FILE).read_text()
-    assert (
-        "mlops_drift_share " in prom and 'mlops_drift_column_score{column="monthly_charges"' in prom
-    )
-    assert "mlops_retrain_requested 1.0" in prom
+    performance = record["performance"]
+    assert performance["rows"] == ROWS and performance["metric"] == "roc_auc"
+    assert performance["value"] > 0.5
+    prom = prometheus_samples(monitoring.prometheus_file(settings).read_text())
+    samples = {(name, labels.get("column")): value for name, labels, value in prom}
+    assert ("mlops_drift_share", None) in samples
+    assert ("mlops_drift_column_score", "monthly_charges") in samples
+    assert samples[("mlops_retrain_requested", None)] == 1.0
+    assert {labels["model"] for _, labels, _ in prom} == {settings.spec.model_name}
     tracking = registry.client(settings)
-    experiment = tracking.get_experiment_by_name(monitoring.MONITORING_EXPERIMENT)
+    experiment = tracking.get_experiment_by_name(settings.spec.monitoring_experiment)
     night_runs = tracking.search_runs(
         [experiment.experiment_id], f"tags.`mlops.night` = '{DRIFT_DAYS[1].isoformat()}'"
     )

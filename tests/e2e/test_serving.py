@@ -17,7 +17,6 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract
 from mlops_pipeline.data.datagen import generate_day
 from mlops_pipeline.data.ingestion import ingest_day
 from mlops_pipeline.deployment import promotion as deployment
@@ -27,7 +26,7 @@ from mlops_pipeline.features.materialization import days_interval, materialize_i
 from mlops_pipeline.features.store import register_definitions
 from mlops_pipeline.serving.process import running_server
 from mlops_pipeline.training.job import TrainingRequest, train_and_register
-from mlops_pipeline.training.model import MODEL_FEATURES, TrainingParams, model_inputs
+from mlops_pipeline.training.model import model_inputs
 from tests.conftest import prometheus_samples
 from tests.e2e.conftest import DAYS, ROWS
 
@@ -35,15 +34,21 @@ from tests.e2e.conftest import DAYS, ROWS
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> Settings:
     """Validated days, online features, two trained versions, v1 champion."""
-    settings = Settings(home=tmp_path_factory.mktemp("serving") / "home", min_batch_rows=50)
+    settings = Settings(
+        home=tmp_path_factory.mktemp("serving") / "home",
+        min_batch_rows=50,
+        usecase="churn",
+        usecase_overrides=json.dumps(
+            {"churn": {"training": {"min_train_rows": 100, "model": {"params": {"max_iter": 40}}}}}
+        ),
+    )
     for day in DAYS:
-        generate_day(settings.landing_dir, day, ROWS, file_format="parquet")
+        generate_day(settings, day, ROWS, file_format="parquet")
         ingest_day(settings.replace(build_data_docs=False), day)
     register_definitions(settings)
     materialize_interval(settings, *days_interval(DAYS))
     for reason in ("v1", "v2"):
-        request = TrainingRequest(DAYS[-1], 28, TrainingParams(max_iter=40), reason=reason)
-        train_and_register(settings, request)
+        train_and_register(settings, TrainingRequest(DAYS[-1], 28, reason=reason))
     deployment.promote(settings, "1")
     return settings
 
@@ -63,18 +68,26 @@ def test_health_ready_model_and_metrics(server):
         "1",
         "champion",
     )
-    httpx.post(f"{server}/predict", json={"customer_ids": [1, 2, 3]})
+    httpx.post(f"{server}/predict", json={"entities": {"customer_id": [1, 2, 3]}})
     text = httpx.get(f"{server}/metrics").text
-    assert "churn_request_latency_seconds_bucket" in text
-    assert 'churn_predictions_total{churn="true"}' in text
-    assert 'churn_model_info{alias="champion",name="churn-classifier",version="1"}' in text
+    samples = prometheus_samples(text)
+    names = {name for name, _, _ in samples}
+    assert "mlops_predict_latency_seconds_bucket" in names
+    counted = {
+        labels["decision"]: value
+        for name, labels, value in samples
+        if name == "mlops_predictions_total" and labels["model"] == "churn-classifier"
+    }
+    assert set(counted) == {"true", "false"} and sum(counted.values()) >= 3
+    assert _model_info(text) == {"1": 1.0}
 
 
 def test_predictions_match_the_model_loaded_directly(server, platform):
     import mlflow
 
+    spec = platform.spec
     ids = list(range(1, 51))
-    response = httpx.post(f"{server}/predict", json={"customer_ids": ids})
+    response = httpx.post(f"{server}/predict", json={"entities": {"customer_id": ids}})
     assert response.status_code == 200
     served = response.json()
     assert served["model_version"] == "1" and served["unknown"] == []
@@ -83,19 +96,23 @@ def test_predictions_match_the_model_loaded_directly(server, platform):
     features = OnlineFeatureReader(platform).read(ids)
     import pandas as pd
 
-    expected = model.predict_proba(model_inputs(pd.DataFrame(features)))[:, 1]
+    expected = model.predict_proba(model_inputs(spec, pd.DataFrame(features)))[:, 1]
     got = np.array([p["churn_probability"] for p in served["predictions"]])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert [p["customer_id"] for p in served["predictions"]] == ids
 
+    decisions = [p["churn"] for p in served["predictions"]]
+    assert decisions == [bool(p >= served["threshold"]) for p in got]
+
     # The same customer's features inline give the same answer.
-    row = {k: features[k][0] for k in contract.FEATURE_COLUMNS}
+    row = {k: features[k][0] for k in spec.feature_columns}
     inline = httpx.post(f"{server}/predict", json={"instances": [row]}).json()
     assert inline["predictions"][0]["churn_probability"] == pytest.approx(expected[0], abs=1e-12)
+    assert inline["predictions"][0]["customer_id"] is None
 
 
 def test_unknown_customers_get_a_clear_answer(server):
-    response = httpx.post(f"{server}/predict", json={"customer_ids": [1, 10**9]})
+    response = httpx.post(f"{server}/predict", json={"entities": {"customer_id": [1, 10**9]}})
     assert response.status_code == 200
     body = response.json()
     assert [p["customer_id"] for p in body["predictions"]] == [1]
@@ -106,9 +123,11 @@ def test_unknown_customers_get_a_clear_answer(server):
 def test_bad_payloads_get_a_4xx_with_a_message(server):
     for payload in (
         {},
-        {"customer_ids": []},
-        {"customer_ids": ["x"]},
-        {"customer_ids": [1], "instances": []},
+        {"entities": {"customer_id": []}},
+        {"entities": {"customer_id": ["x"]}},
+        {"entities": {"store_id": [1]}},
+        {"customer_ids": [1]},
+        {"entities": {"customer_id": [1]}, "instances": []},
         {"instances": [{"plan": "gold"}]},
     ):
         response = httpx.post(f"{server}/predict", json=payload)
@@ -118,16 +137,19 @@ def test_bad_payloads_get_a_4xx_with_a_message(server):
 
 
 def test_predictions_are_logged_by_day(server, platform):
-    httpx.post(f"{server}/predict", json={"customer_ids": [5]})
-    folder = platform.home / "predictions" / f"date={dt.datetime.now(dt.UTC).date().isoformat()}"
+    httpx.post(f"{server}/predict", json={"entities": {"customer_id": [5]}})
+    folder = platform.predictions_dir / f"date={dt.datetime.now(dt.UTC).date().isoformat()}"
     records = [
         json.loads(line) for f in folder.glob("*.jsonl") for line in f.read_text().splitlines()
     ]
     mine = [r for r in records if r["customer_id"] == 5]
     assert mine and mine[-1]["model_version"] in {"1", "2"}
-    assert set(MODEL_FEATURES) <= set(mine[-1])
+    assert isinstance(mine[-1]["score"], float) and isinstance(mine[-1]["decision"], bool)
+    assert mine[-1]["source"] == "online"
+    assert set(platform.spec.model_features) <= set(mine[-1])
 
 
+_SPEC = Settings(usecase="churn").spec
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: (
@@ -138,11 +160,16 @@ json_values = st.recursive(
 near_valid = st.fixed_dictionaries(
     {},
     optional={
-        "customer_ids": st.lists(st.integers(-5, 10**12) | st.text(max_size=3), max_size=5),
+        "entities": st.fixed_dictionaries(
+            {},
+            optional={
+                "customer_id": st.lists(st.integers(-5, 10**12) | st.text(max_size=3), max_size=5)
+            },
+        ),
         "instances": st.lists(
             st.fixed_dictionaries(
                 {},
-                optional={name: json_values for name in contract.FEATURE_COLUMNS},
+                optional={name: json_values for name in (*_SPEC.feature_columns, "customer_id")},
             ),
             max_size=3,
         ),
@@ -167,7 +194,9 @@ def test_alias_change_is_picked_up_without_dropping_requests(server, platform):
     def client() -> None:
         with httpx.Client() as session:
             while not stop.is_set():
-                response = session.post(f"{server}/predict", json={"customer_ids": [1, 2]})
+                response = session.post(
+                    f"{server}/predict", json={"entities": {"customer_id": [1, 2]}}
+                )
                 statuses.append(response.status_code)
                 if response.status_code == 200:
                     versions.add(response.json()["model_version"])
@@ -192,11 +221,13 @@ def test_alias_change_is_picked_up_without_dropping_requests(server, platform):
 
 
 def _model_info(exposition: str) -> dict[str, float]:
-    """version -> value of ``churn_model_info`` for the champion alias in a /metrics page."""
+    """version -> value of ``mlops_model_info`` for the champion alias in a /metrics page."""
     return {
         labels["version"]: value
         for name, labels, value in prometheus_samples(exposition)
-        if name == "churn_model_info" and labels["alias"] == "champion"
+        if name == "mlops_model_info"
+        and labels["alias"] == "champion"
+        and labels["model"] == "churn-classifier"
     }
 
 
@@ -204,7 +235,7 @@ def _predicted(exposition: str) -> float:
     return sum(
         value
         for name, _, value in prometheus_samples(exposition)
-        if name == "churn_predictions_total"
+        if name == "mlops_predictions_total"
     )
 
 
@@ -217,10 +248,10 @@ def _load_until_both_workers_answer(
     the other never wins a race; with requests in flight, the busy worker cannot accept.
     Returns the workers' pids and the number of requests sent (two customers each)."""
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    log_dir = platform.home / "predictions" / f"date={today}"
+    log_dir = platform.predictions_dir / f"date={today}"
 
     def predict(_: int) -> None:
-        response = httpx.post(f"{base}/predict", json={"customer_ids": [7, 8]})
+        response = httpx.post(f"{base}/predict", json={"entities": {"customer_id": [7, 8]}})
         assert response.status_code == 200 and response.json()["model_version"] == champion
 
     requests, workers = 0, set()
@@ -240,7 +271,7 @@ def _load_until_both_workers_answer(
 
 def test_workers_share_the_requests_and_report_one_set_of_metrics(platform):
     tracking = registry.client(platform)
-    champion = registry.version_for_alias(tracking, platform.registered_model_name, "champion")
+    champion = registry.version_for_alias(tracking, platform.spec.model_name, "champion")
     champion = str(champion.version)
     other = "1" if champion == "2" else "2"
     env = {"MLOPS_SERVING_WORKERS": "2", "MLOPS_SERVING_POLL_SECONDS": "0.5"}

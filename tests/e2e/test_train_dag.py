@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+
 import pytest
 
 from mlops_pipeline.deployment import registry
@@ -9,19 +12,18 @@ from mlops_pipeline.orchestration.runner import asset_event_extras
 from mlops_pipeline.platform.status import platform_status
 from mlops_pipeline.serving.process import free_port
 from mlops_pipeline.training.job import TrainingRequest, train_and_register
-from mlops_pipeline.training.model import TrainingParams
+from tests.conftest import REPO
 from tests.e2e.conftest import DAYS
 
 MODEL = "churn-classifier"
-FAST = {"max_iter": 60}
 
 
 def test_training_run_registers_a_complete_challenger(runner, lake):
     import mlflow
 
     run = runner.run_dag(
-        "train_churn_model",
-        conf={"window_end": DAYS[-1].isoformat(), "reason": "e2e test", **FAST},
+        "churn__train",
+        conf={"window_end": DAYS[-1].isoformat(), "reason": "e2e test"},
     )
     assert str(run.state) == "success", runner.task_states(run)
 
@@ -68,7 +70,7 @@ def test_training_run_registers_a_complete_challenger(runner, lake):
     assert dataset_input.dataset.digest == tags["mlops.data_version"][:32]
     assert 0.6 < run_data.data.metrics["test_roc_auc"] < 0.95
 
-    event = asset_event_extras("churn_model_challenger")[-1]
+    event = asset_event_extras("churn__challenger")[-1]
     assert event["version"] == "1" and event["run_id"] == version.run_id
 
     listed = platform_status(lake)["models"]["versions"]
@@ -77,7 +79,7 @@ def test_training_run_registers_a_complete_challenger(runner, lake):
 
 
 def test_same_data_and_params_give_the_same_metrics(lake):
-    request = TrainingRequest(DAYS[-1], 28, TrainingParams(**FAST), reason="determinism")
+    request = TrainingRequest(DAYS[-1], reason="determinism")
     first = train_and_register(lake, request)
     second = train_and_register(lake, request)
     assert (first.version, second.version) == ("1", "2")
@@ -85,9 +87,8 @@ def test_same_data_and_params_give_the_same_metrics(lake):
 
 
 def test_too_little_data_fails_fast_without_retries(runner, lake):
-    run = runner.run_dag(
-        "train_churn_model", conf={"window_end": DAYS[2].isoformat(), "window_days": 7, **FAST}
-    )
+    # A manual run always trains: three days cannot hold a time split, a deterministic failure.
+    run = runner.run_dag("churn__train", conf={"window_end": DAYS[2].isoformat()})
     states = runner.task_states(run)
     assert str(run.state) == "failed" and states["train"] == "failed"
     from airflow.models.taskinstance import TaskInstance
@@ -98,16 +99,58 @@ def test_too_little_data_fails_fast_without_retries(runner, lake):
         assert ti.try_number == 1
 
 
+def _ti(run_id, task_id):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(run_id=run_id, task_id=task_id).one()
+        return ti.try_number, ti.max_tries
+
+
+def test_a_usecase_transform_that_raises_fails_its_task_without_retries(
+    runner, lake, tmp_path, monkeypatch
+):
+    """A bug in a use case's own Python is permanent: the task fails at once, and says so."""
+    from mlops_pipeline.config import get_settings
+    from mlops_pipeline.failures import UserCodeError
+    from mlops_pipeline.features.on_demand import add_on_demand_features
+
+    # The same use case, declared in a folder whose transforms look up a column that is not
+    # there (KeyError), as a typo in a use case's transforms.py would.
+    usecases = tmp_path / "usecases"
+    shutil.copytree(REPO / "usecases" / "churn", usecases / "churn")
+    functions = {v.function for v in lake.spec.features.on_demand.values()}
+    assert functions, "churn declares on-demand features"
+    (usecases / "churn" / "transforms.py").write_text(
+        "".join(f"def {f}(inputs):\n    return inputs['no_such_column']\n\n" for f in functions)
+    )
+    monkeypatch.setenv("MLOPS_USECASES_DIR", str(usecases))
+    # This process already imported the real transforms (under a stable module name).
+    monkeypatch.delitem(sys.modules, f"mlops_usecase_{lake.spec.name}_transforms", raising=False)
+    broken = get_settings().spec
+    with pytest.raises(UserCodeError, match="KeyError"):
+        add_on_demand_features(broken, {c: [1] for c in broken.feature_columns})
+
+    run = runner.run_dag("churn__train", conf={"window_end": DAYS[-1].isoformat()})
+    states = runner.task_states(run)
+    assert str(run.state) == "failed" and states["train"] == "failed", states
+    try_number, max_tries = _ti(run.run_id, "train")
+    assert max_tries >= 1, "the task keeps its retries for transient faults"
+    assert try_number == 1, "a transform's bug is not retried"
+    assert not registry.client(lake).search_model_versions(f"name='{MODEL}'")
+
+
 def test_unreachable_tracking_server_is_a_retryable_failure(lake, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     unreachable = lake.replace(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(registry.TrackingUnavailable, match="unreachable"):
-        train_and_register(unreachable, TrainingRequest(DAYS[-1], 28, TrainingParams(**FAST)))
+        train_and_register(unreachable, TrainingRequest(DAYS[-1]))
 
 
 def test_failure_after_registration_leaves_no_alias_on_the_version(lake, monkeypatch):
-    request = TrainingRequest(DAYS[-1], 28, TrainingParams(**FAST), reason="first")
+    request = TrainingRequest(DAYS[-1], reason="first")
     assert train_and_register(lake, request).version == "1"
 
     def never_ready(*args, **kwargs):

@@ -1,8 +1,9 @@
 """Real services for the production profile: the machine's Postgres and Redis.
 
-Each test session creates its own Postgres database and Feast project (the Redis key prefix)
-and removes both afterwards. Unreachable services skip these tests with the reason, unless
-REQUIRE_SERVICES=1 (set by .ci/run), where they fail instead.
+Each test session creates its own Postgres database, each test its own Feast project prefix
+(the projects are the Redis key prefixes), and removes both afterwards. Unreachable services
+skip these tests with the reason, unless REQUIRE_SERVICES=1 (set by .ci/run), where they fail
+instead.
 """
 
 from __future__ import annotations
@@ -76,11 +77,11 @@ def remove_feast_project(settings, redis_client) -> None:
 @pytest.fixture
 def production_settings(settings, postgres_database, redis_client):
     """Production profile: Feast registry on Postgres, online store on Redis, with a project
-    (and so a Redis key prefix) of its own, torn down afterwards."""
-    project = f"it_{uuid.uuid4().hex[:10]}"
+    prefix of its own (so each use case's project and Redis keys are this test's), torn down
+    afterwards. Settings of other use cases derived with ``for_usecase`` share the prefix."""
     production = settings.replace(
         profile="production",
-        feast_project=project,
+        feast_project_prefix=f"it_{uuid.uuid4().hex[:10]}_",
         feast_registry_url=postgres_database,
         redis_connection=f"{REDIS_HOST}:{REDIS_PORT}",
     )

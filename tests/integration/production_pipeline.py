@@ -24,6 +24,7 @@ def run() -> dict:
     from mlops_pipeline.orchestration import runner as airflow_runner
 
     settings = get_settings()
+    name = settings.usecase_name
     airflow_runner.migrate_metadata_db()
 
     def outcome(dag_run) -> dict:
@@ -31,25 +32,23 @@ def run() -> dict:
 
     result: dict = {"ingest": {}}
     for day in DAYS:
-        generate_day(settings.landing_dir, day, ROWS, file_format="parquet")
-        dag_run = airflow_runner.run_daily("ingest_customer_activity", day)
+        generate_day(settings, day, ROWS, file_format="parquet")
+        dag_run = airflow_runner.run_daily(f"{name}__ingest", day)
         result["ingest"][day.isoformat()] = outcome(dag_run)
     dates = [day.isoformat() for day in DAYS]
     result["materialize"] = outcome(
-        airflow_runner.run_dag("materialize_customer_features", conf={"dates": dates})
+        airflow_runner.run_dag(f"{name}__materialize", conf={"dates": dates})
     )
     result["train"] = outcome(
         airflow_runner.run_dag(
-            "train_churn_model", conf={"window_end": dates[-1], "reason": "features"}
+            f"{name}__train", conf={"window_end": dates[-1], "reason": "features"}
         )
     )
     tracking = registry.client(settings)
-    challenger = registry.version_for_alias(
-        tracking, settings.registered_model_name, registry.CHALLENGER
-    )
+    challenger = registry.version_for_alias(tracking, settings.spec.model_name, registry.CHALLENGER)
     result["version"] = str(challenger.version)
     result["deploy"] = outcome(
-        airflow_runner.run_dag("deploy_churn_model", conf={"version": result["version"]})
+        airflow_runner.run_dag(f"{name}__deploy", conf={"version": result["version"]})
     )
     return result
 

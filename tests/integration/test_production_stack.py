@@ -160,7 +160,7 @@ def production_env(databases, mlflow_server, tmp_path_factory) -> dict[str, str]
         "MLOPS_HOME": str(home / "mlops"),
         "MLOPS_PROFILE": "production",
         "MLOPS_BUILD_DATA_DOCS": "false",
-        "MLOPS_FEAST_PROJECT": f"it_{databases['feast'][-8:]}",
+        "MLOPS_FEAST_PROJECT_PREFIX": f"it_{databases['feast'][-8:]}_",
         "MLOPS_FEAST_REGISTRY_URL": _url("psycopg", databases["feast"], databases["feast"]),
         "MLOPS_REDIS_CONNECTION": f"{REDIS_HOST}:{REDIS_PORT}",
         "MLOPS_MLFLOW_TRACKING_URI": mlflow_server["url"],
@@ -272,9 +272,7 @@ def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_serv
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", mlflow_server["username"])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", mlflow_server["password"])
     tracking = registry.client(settings)
-    champion = registry.version_for_alias(
-        tracking, settings.registered_model_name, registry.CHAMPION
-    )
+    champion = registry.version_for_alias(tracking, settings.spec.model_name, registry.CHAMPION)
     assert str(champion.version) == result["version"]
     assert champion.source.startswith(("models:/", "mlflow-artifacts:"))
     assert any(Path(mlflow_server["artifacts"]).rglob("MLmodel"))
@@ -283,7 +281,7 @@ def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_serv
 
     # Features were read back from Redis through the registry on Postgres.
     served = OnlineFeatureReader(settings).read([1, 2, 3])
-    assert all(value is not None for value in served["monthly_charges"])
+    assert all(value is not None for value in served[settings.spec.feature_columns[0]])
 
     # Airflow's metadata is in Postgres: every run above is recorded there.
     import psycopg
@@ -291,11 +289,12 @@ def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_serv
     conninfo = _libpq_url(pipeline["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     with psycopg.connect(conninfo) as conn:
         runs = dict(conn.execute("SELECT dag_id, count(*) FROM dag_run GROUP BY dag_id").fetchall())
+    name = settings.usecase_name
     assert runs == {
-        "ingest_customer_activity": len(DAYS),
-        "materialize_customer_features": 1,
-        "train_churn_model": 1,
-        "deploy_churn_model": 1,
+        f"{name}__ingest": len(DAYS),
+        f"{name}__materialize": 1,
+        f"{name}__train": 1,
+        f"{name}__deploy": 1,
     }
 
 
@@ -365,13 +364,17 @@ def test_the_slim_serving_environment_serves_the_champion(pipeline, tmp_path):
         "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",
         # A non-editable install cannot find the repository: the image's ENV names it.
         "MLOPS_FEATURE_REPO": str(REPO / "feature_repo"),
+        "MLOPS_USECASES_DIR": str(REPO / "usecases"),
         "MLOPS_SERVING_WORKERS": "2",  # as the compose file runs it
     }
     env.pop("PYTHONPATH", None)
     with background(command, env, f"{base}/ready", tmp_path / "serve.log", 180):
         version = pipeline["result"]["version"]
         assert httpx.get(f"{base}/model").json()["version"] == version
-        answer = httpx.post(f"{base}/predict", json={"customer_ids": [1, 2]}, timeout=30)
+        from mlops_pipeline.config import Settings
+
+        key = Settings.from_env(env).spec.entity.key
+        answer = httpx.post(f"{base}/predict", json={"entities": {key: [1, 2]}}, timeout=30)
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["model_version"] == version and len(body["predictions"]) == 2

@@ -10,13 +10,9 @@ from pathlib import Path
 import pytest
 
 from mlops_pipeline.config import get_settings
-from mlops_pipeline.training.model import TrainingParams
-from tests.ui.state import prepare_lake, record_nights, train_and_decide
+from tests.ui.state import BAD, GOOD, prepare_lake, record_nights, train_and_decide
 
 PASSWORD = "ui-tests-" + os.urandom(12).hex()
-GOOD = TrainingParams(max_iter=60)
-# Nearly constant scores: below the quality floors, so the gates reject it.
-BAD = TrainingParams(max_iter=10, learning_rate=0.001, max_leaf_nodes=2)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ the MLOps view's screenshot also replaces ``docs/mlops_view.png`` (the README's)
 
 from __future__ import annotations
 
-import ast
+import json
 import os
 import signal
 import socket
@@ -62,8 +62,6 @@ class Stack:
 
     @property
     def password(self) -> str:
-        import json
-
         return json.loads((self.home / "airflow" / PASSWORDS_FILE).read_text())[ADMIN]
 
     def api(self) -> httpx.Client:
@@ -119,6 +117,10 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         "MODEL_SERVER_PORT": str(ports[2]),
         "MLOPS_REQUIRE_APPROVAL": "true",
         "MLOPS_SERVING_POLL_SECONDS": "2",
+        # Hyperparameters are the declaration's: train fast (was the form's max_iter).
+        "MLOPS_USECASE_OVERRIDES": json.dumps(
+            {"churn": {"training": {"model": {"params": {"max_iter": 60}}}}}
+        ),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "mlops_pipeline.platform.local_stack"],
@@ -185,8 +187,11 @@ def page(browser, stack) -> Iterator[object]:
 
 
 def _doc_heading(dag_id: str) -> str:
-    """The first Markdown heading of the DAG file's docstring (its ``doc_md``)."""
-    doc = ast.get_docstring(ast.parse((REPO / "dags" / f"{dag_id}.py").read_text()))
+    """The first Markdown heading of the DAG's ``doc_md`` (written by the factory from the use
+    case's declaration)."""
+    from mlops_pipeline.orchestration.factory import build_dags
+
+    doc = build_dags(dag_id.split("__")[0])[dag_id].doc_md
     return next(line.lstrip("#").strip() for line in doc.splitlines() if line.startswith("#"))
 
 
@@ -234,28 +239,27 @@ def test_every_project_dag_is_listed_with_its_docs(page, stack):
         page.get_by_role("button", name="Dag Docs").click()
         dialog = page.get_by_role("dialog")
         dialog.get_by_text(_doc_heading(dag_id), exact=True).wait_for()
-        if dag_id == "train_churn_model":
+        if dag_id == "churn__train":
             page.screenshot(path=ARTIFACTS / "03-dag-docs.png")
         page.keyboard.press("Escape")
         dialog.wait_for(state="hidden")
 
 
 def test_training_triggered_from_the_form_succeeds(page, stack):
-    page.goto(f"{stack.url}/dags/train_churn_model")
+    page.goto(f"{stack.url}/dags/churn__train")
     page.get_by_role("button", name="Trigger Dag").click()
     dialog = page.get_by_role("dialog")
     dialog.locator("input[name=element_window_end]").fill(DAYS[-1].isoformat())
-    dialog.locator("input[name=element_max_iter]").fill("60")
     dialog.locator("input[name=element_reason]").fill(REASON)
     page.screenshot(path=ARTIFACTS / "04-trigger-form.png")
     dialog.get_by_role("button", name="Trigger", exact=True).click()
-    page.wait_for_url("**/dags/train_churn_model/runs/**")
+    page.wait_for_url("**/dags/churn__train/runs/**")
     run_url = page.url
 
-    run = _wait_for_run(stack, "train_churn_model")
+    run = _wait_for_run(stack, "churn__train")
     assert run["state"] == "success", stack.log()
     assert run["conf"]["window_end"] == DAYS[-1].isoformat()
-    assert (run["conf"]["max_iter"], run["conf"]["reason"]) == (60, REASON)
+    assert run["conf"]["reason"] == REASON
     page.goto(run_url)
     page.get_by_text("success", exact=False).first.wait_for()
     page.screenshot(path=ARTIFACTS / "05-training-run.png")
@@ -300,15 +304,15 @@ def test_the_promotion_waits_in_required_actions_and_is_approved_there(page, sta
     gate_cell.wait_for()
     assert page.get_by_role("cell", name="budget:p99_latency_ms").is_visible()
     page.screenshot(path=ARTIFACTS / "07-approval-form.png", full_page=True)
-    _wait_until_awaiting_input(stack, "deploy_churn_model", "approve")
+    _wait_until_awaiting_input(stack, "churn__deploy", "approve")
     page.get_by_role("button", name="Approve", exact=True).click()
 
-    run = _wait_for_run(stack, "deploy_churn_model")
+    run = _wait_for_run(stack, "churn__deploy")
     assert run["state"] == "success", stack.log()
     with stack.api() as api:
-        tasks = api.get(
-            f"/dags/deploy_churn_model/dagRuns/{run['dag_run_id']}/taskInstances"
-        ).json()["task_instances"]
+        tasks = api.get(f"/dags/churn__deploy/dagRuns/{run['dag_run_id']}/taskInstances").json()[
+            "task_instances"
+        ]
     states = {t["task_id"]: t["state"] for t in tasks}
     assert (states["approve"], states["promote"]) == ("success", "success"), states
 

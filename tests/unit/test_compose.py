@@ -221,13 +221,13 @@ def test_mounted_files_exist_and_parse():
     from mlops_pipeline.config import Settings
     from mlops_pipeline.data import ingestion
     from mlops_pipeline.monitoring import nightly as monitoring
+    from mlops_pipeline.usecases import declared_usecases
 
     home = _environment(SERVICES["airflow-scheduler"])["MLOPS_HOME"]
-    settings = Settings(home=home)
-    written = [
-        settings.drift_reports_dir / monitoring.PROMETHEUS_FILE,
-        settings.reports_dir / "ingestion" / ingestion.PROMETHEUS_FILE,
-    ]
+    written = []
+    for usecase in declared_usecases(REPO / "usecases"):
+        settings = Settings(home=home, usecase=usecase)
+        written += [monitoring.prometheus_file(settings), ingestion.prometheus_textfile(settings)]
     exporter = SERVICES["textfile-exporter"]
     (mount,) = exporter["volumes"]
     volume, inside, _ = mount.split(":")
@@ -257,11 +257,11 @@ def test_dashboard_shows_what_the_model_server_exports():
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     for topic in ("latency", "by class", "drift share", "quarantine", "champion version"):
         assert topic in titles
-    exported = {m.name for m in Metrics().registry.collect()}
-    for name in ("churn_request_latency_seconds", "churn_predictions", "churn_model_info"):
+    exported = {m.name for m in Metrics("any-model", classifier=True).registry.collect()}
+    for name in ("mlops_predict_latency_seconds", "mlops_predictions", "mlops_model_info"):
         assert name in exported
-    assert "churn_request_latency_seconds_bucket" in expressions
-    assert "churn_predictions_total" in expressions and "churn_model_info" in expressions
+    assert "mlops_predict_latency_seconds_bucket" in expressions
+    assert "mlops_predictions_total" in expressions and "mlops_model_info" in expressions
     # The drift and quarantine panels read the gauges the nightly check and ingestion write.
     monitoring = (REPO / "include/mlops_pipeline/monitoring/nightly.py").read_text()
     assert 'Gauge("mlops_drift_share"' in monitoring and "mlops_drift_share" in expressions

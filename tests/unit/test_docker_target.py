@@ -45,3 +45,9 @@ def test_an_unknown_container_is_an_error(settings, tmp_path):
         configured = settings.replace(model_server_container="nope", docker_url=engine.url)
         with pytest.raises(NotFound):
             docker_target.restart_model_server(configured, "3")
+
+
+def test_deploy_target_errors_are_permanent():
+    from mlops_pipeline.failures import PermanentFailure
+
+    assert issubclass(docker_target.DeployTargetError, PermanentFailure)

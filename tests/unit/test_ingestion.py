@@ -8,15 +8,15 @@ import hashlib
 import pandas as pd
 import pytest
 
-from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract, ingestion, storage
-from mlops_pipeline.data.datagen import generate_day
+from mlops_pipeline.data import ingestion, storage
+from mlops_pipeline.data.datagen import generate_day, generate_frame, write_landing_file
 from mlops_pipeline.data.ingestion import (
     FAILED_EXPECTATIONS,
     BatchRejected,
     LandingFileMissing,
     ingest_day,
 )
+from mlops_pipeline.failures import PermanentFailure
 from tests.conftest import prometheus_samples
 
 DAY = dt.date(2025, 6, 2)
@@ -28,12 +28,14 @@ def _sha(path):
 
 
 def test_missing_landing_file_is_reported(settings):
-    with pytest.raises(LandingFileMissing, match="2025-06-02"):
+    with pytest.raises(LandingFileMissing, match="customer_activity for 2025-06-02"):
         ingest_day(settings, DAY)
+    assert issubclass(LandingFileMissing, PermanentFailure)
+    assert issubclass(BatchRejected, PermanentFailure)
 
 
 def test_bad_rows_under_budget_are_quarantined_with_reasons(settings):
-    landed = generate_day(settings.landing_dir, DAY, ROWS, scenario="out_of_range")
+    landed = generate_day(settings, DAY, ROWS, scenario="out_of_range")
     raw_before = _sha(landed.path)
     report = ingest_day(settings, DAY)
     assert (report.status, report.rows_valid, report.rows_quarantined) == ("validated", 398, 2)
@@ -44,17 +46,17 @@ def test_bad_rows_under_budget_are_quarantined_with_reasons(settings):
     ]
     lake = pd.read_parquet(storage.partition_dir(settings.lake_dir, DAY))
     assert len(lake) == 398 and (lake["monthly_charges"] >= 0).all()
-    assert set(lake["plan"]) <= set(contract.PLANS)
+    assert set(lake["plan"]) <= set(settings.spec.column("plan").values)
     assert _sha(landed.path) == raw_before
 
 
-def test_threshold_is_configurable(mlops_home):
-    lenient = Settings(home=mlops_home, min_batch_rows=50, max_bad_row_fraction=0.10)
-    generate_day(lenient.landing_dir, DAY, ROWS, scenario="null_burst")
+def test_threshold_is_configurable(settings):
+    lenient = settings.replace(min_batch_rows=50, max_bad_row_fraction=0.10)
+    generate_day(lenient, DAY, ROWS, scenario="null_burst")
     report = ingest_day(lenient, DAY)
     assert report.status == "validated" and report.rows_quarantined == 20
 
-    strict = Settings(home=mlops_home, min_batch_rows=50, max_bad_row_fraction=0.01)
+    strict = settings.replace(min_batch_rows=50, max_bad_row_fraction=0.01)
     with pytest.raises(BatchRejected, match=r"20 of 400 rows \(5\.00%\).*not_be_null"):
         ingest_day(strict, DAY)
     # The rejected day leaves no validated copy behind, and keeps its quarantined rows.
@@ -63,7 +65,7 @@ def test_threshold_is_configurable(mlops_home):
 
 
 def test_rerun_gives_the_same_partition_and_validation_id(settings):
-    generate_day(settings.landing_dir, DAY, ROWS, scenario="duplicates")
+    generate_day(settings, DAY, ROWS, scenario="duplicates")
     first = ingest_day(settings, DAY)
     data = storage.partition_dir(settings.lake_dir, DAY) / "part-0.parquet"
     before = data.read_bytes()
@@ -78,7 +80,7 @@ def test_rerun_gives_the_same_partition_and_validation_id(settings):
 
 
 def test_reports_are_kept_for_failures_too(settings):
-    generate_day(settings.landing_dir, DAY, ROWS, scenario="schema_break")
+    generate_day(settings, DAY, ROWS, scenario="schema_break")
     with pytest.raises(BatchRejected) as rejected:
         ingest_day(settings, DAY)
     report = rejected.value.report
@@ -96,25 +98,98 @@ def _gauges(path) -> dict[str, float]:
     }
 
 
-def test_the_newest_days_quarantine_rate_is_exported_for_prometheus(settings):
-    from mlops_pipeline.data.ingestion import PROMETHEUS_FILE
+def _key(name: str, **labels: str) -> str:
+    return name + str(sorted(labels.items()) or "")
 
+
+CHURN = {"dataset": "customer_activity", "model": "churn-classifier"}
+
+
+def test_the_newest_days_quarantine_rate_is_exported_for_prometheus(settings):
     newest = DAY + dt.timedelta(days=1)
-    generate_day(settings.landing_dir, newest, ROWS, scenario="out_of_range")
+    generate_day(settings, newest, ROWS, scenario="out_of_range")
     ingest_day(settings, newest)
-    textfile = settings.reports_dir / "ingestion" / PROMETHEUS_FILE
+    textfile = ingestion.prometheus_textfile(settings)
+    assert textfile == settings.reports_dir / "ingestion" / "customer_activity.prom"
     exported = _gauges(textfile)
-    assert exported["mlops_quarantine_rate"] == 2 / ROWS
-    assert exported["mlops_ingestion_rows[('kind', 'quarantined')]"] == 2
-    assert exported["mlops_ingestion_batch_passed"] == 1
+    assert exported[_key("mlops_quarantine_rate", **CHURN)] == 2 / ROWS
+    assert exported[_key("mlops_ingestion_rows", **CHURN, kind="quarantined")] == 2
+    assert exported[_key("mlops_ingestion_batch_passed", **CHURN)] == 1
     # Re-running an older (clean) day keeps the newest day's figures.
-    generate_day(settings.landing_dir, DAY, ROWS)
+    generate_day(settings, DAY, ROWS)
     ingest_day(settings, DAY)
-    assert _gauges(textfile)["mlops_quarantine_rate"] == 2 / ROWS
+    assert _gauges(textfile)[_key("mlops_quarantine_rate", **CHURN)] == 2 / ROWS
+
+
+def test_two_use_cases_ingest_side_by_side(settings):
+    demand = settings.for_usecase("store_demand")
+    generate_day(settings, DAY, ROWS, scenario="out_of_range")
+    generate_day(demand, DAY, ROWS)
+    churn_report, demand_report = ingest_day(settings, DAY), ingest_day(demand, DAY)
+    assert (demand_report.status, demand_report.rows_quarantined) == ("validated", 0)
+    assert demand_report.dataset == "store_sales" and churn_report.rows_quarantined == 2
+    # Each dataset has its own lake, reports and textfile, labelled with its model.
+    assert ingestion.report_path(demand, DAY).exists() and ingestion.report_path(settings, DAY)
+    labels = {"dataset": "store_sales", "model": "store-demand-regressor"}
+    rate = "mlops_quarantine_rate"
+    assert _gauges(ingestion.prometheus_textfile(demand))[_key(rate, **labels)] == 0
+    assert _gauges(ingestion.prometheus_textfile(settings))[_key(rate, **CHURN)] == 2 / ROWS
+    lake = pd.read_parquet(storage.partition_dir(demand.lake_dir, DAY))
+    assert len(lake) == ROWS and set(lake.columns) == set(demand.spec.column_names)
+    # The nullable column keeps its nulls in the lake.
+    assert lake["competitor_distance_km"].isna().any()
+    manifest = storage.read_manifest(storage.partition_dir(demand.lake_dir, DAY))
+    assert (manifest["suite"], manifest["dataset"]) == ("store_sales_daily", "store_sales")
+
+
+def test_a_non_nullable_columns_nulls_are_quarantined(settings):
+    demand = settings.for_usecase("store_demand")
+    frame = generate_frame(demand.spec, DAY, ROWS)
+    frame.loc[[1, 2], "competitor_distance_km"] = None  # nullable: valid rows
+    frame.loc[3, "temperature_c"] = None  # not nullable: quarantined
+    write_landing_file(frame, storage.landing_file(demand, DAY), demand.spec.timestamp)
+    report = ingest_day(demand, DAY)
+    assert (report.rows_valid, report.rows_quarantined) == (ROWS - 1, 1)
+    quarantined = pd.read_parquet(storage.partition_dir(demand.quarantine_dir, DAY))
+    assert list(quarantined[FAILED_EXPECTATIONS]) == [
+        "expect_column_values_to_not_be_null(temperature_c)"
+    ]
+
+
+WEEKLY = '{"churn": {"cadence": "weekly"}}'
+
+
+def test_a_weekly_partition_lands_and_is_ingested_under_its_monday(settings):
+    weekly = settings.replace(usecase_overrides=WEEKLY)
+    monday, thursday = dt.date(2025, 6, 2), dt.date(2025, 6, 5)
+    frame = generate_frame(weekly.spec, thursday, ROWS)
+    # A row of the next week in this week's file is a bad row: quarantined, not the batch.
+    frame.loc[7, "event_timestamp"] = pd.Timestamp("2025-06-09T08:00:00Z")
+    landing = storage.landing_file(weekly, thursday, "parquet")
+    assert landing.parent.name == "date=2025-06-02"
+    write_landing_file(frame, landing, weekly.spec.timestamp)
+    report = ingest_day(weekly, thursday)
+    assert (report.day, report.rows_valid, report.rows_quarantined) == ("2025-06-02", ROWS - 1, 1)
+    assert report.validation_id.startswith("2025-06-02-")
+    assert [p.name for p in weekly.lake_dir.iterdir()] == ["date=2025-06-02"]
+    lake = pd.read_parquet(storage.partition_dir(weekly.lake_dir, monday))
+    start = pd.Timestamp(monday, tz="UTC")
+    assert lake["event_timestamp"].between(start, start + pd.Timedelta(days=7), "left").all()
+    assert lake["event_timestamp"].dt.dayofweek.nunique() == 7
+    quarantined = pd.read_parquet(storage.partition_dir(weekly.quarantine_dir, monday))
+    assert list(quarantined[FAILED_EXPECTATIONS]) == [
+        "expect_column_values_to_be_between(event_timestamp)"
+    ]
+    # The weekly suite is its own, and a week of rows outside the budget rejects the batch.
+    assert report.failed_expectations and ingestion.report_path(weekly, thursday).exists()
+    frame.loc[: ROWS // 10, "event_timestamp"] = pd.Timestamp("2025-05-30T08:00:00Z")
+    write_landing_file(frame, landing, weekly.spec.timestamp)
+    with pytest.raises(BatchRejected, match="customer_activity_weekly batch 2025-06-02"):
+        ingest_day(weekly, monday)
 
 
 def test_text_far_down_a_number_column_rejects_the_batch_naming_the_column(settings, monkeypatch):
-    landed = generate_day(settings.landing_dir, DAY, ROWS)
+    landed = generate_day(settings, DAY, ROWS)
     lines = landed.path.read_text().splitlines()
     header = lines[0].split(",")
     last = lines[-1].split(",")
@@ -125,3 +200,21 @@ def test_text_far_down_a_number_column_rejects_the_batch_naming_the_column(setti
     monkeypatch.setattr(ingestion, "CSV_BLOCK_BYTES", 4096)
     with pytest.raises(BatchRejected, match="batch-level expectations.*tenure_months"):
         ingest_day(settings, DAY)
+
+
+def test_store_demand_faults_are_caught_like_churns(settings):
+    demand = settings.for_usecase("store_demand")
+    generate_day(demand, DAY, ROWS, scenario="out_of_range")
+    report = ingest_day(demand, DAY)
+    assert (report.status, report.rows_quarantined) == ("validated", 2)
+    quarantined = pd.read_parquet(storage.partition_dir(demand.quarantine_dir, DAY))
+    assert sorted(quarantined[FAILED_EXPECTATIONS]) == [
+        "expect_column_values_to_be_between(floor_area_sqm)",
+        "expect_column_values_to_be_in_set(store_format)",
+    ]
+    generate_day(demand, DAY, ROWS, scenario="null_burst")
+    with pytest.raises(BatchRejected, match=r"20 of 400 rows.*not_be_null\(price_index\)"):
+        ingest_day(demand, DAY)
+    generate_day(demand, DAY, ROWS, scenario="schema_break", schema_break="retyped")
+    with pytest.raises(BatchRejected, match=r"expect_column_type_to_be\(opened_years_ago\)"):
+        ingest_day(demand, DAY)

@@ -8,8 +8,10 @@ import stat
 import pytest
 
 from mlops_pipeline.platform.local_stack import (
+    DAG_STAGES,
     PASSWORDS_FILE,
     SECRETS_FILE,
+    LocalStack,
     Ports,
     StackError,
     admin_password,
@@ -46,7 +48,7 @@ def test_environment_forces_auth_and_local_binding_and_keeps_other_choices(setti
         "AIRFLOW__API__HOST": "0.0.0.0",
         "AIRFLOW__CORE__PARALLELISM": "2",
     }
-    env = airflow_environment(settings, ports, environ)
+    env = airflow_environment(settings, ports, environ, usecases=["churn"])
     assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
@@ -61,9 +63,44 @@ def test_environment_forces_auth_and_local_binding_and_keeps_other_choices(setti
     shared = json.loads((airflow_home / SECRETS_FILE).read_text())
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == shared["jwt_secret"]
     assert len(shared["jwt_secret"]) >= 64
-    again = airflow_environment(settings, ports, environ)
+    assert env["MLOPS_USECASES_DIR"] == str(settings.usecases_dir)
+    again = airflow_environment(settings, ports, environ, usecases=["churn"])
     assert again["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
 
 
-def test_every_dag_file_is_unpaused():
-    assert {"train_churn_model", "deploy_churn_model", "monitor_drift"} <= set(project_dag_ids())
+def test_every_dag_of_every_use_case_is_unpaused():
+    from mlops_pipeline.orchestration.factory import STAGES
+
+    assert DAG_STAGES == STAGES, "the stages are the factory's"
+    assert {"churn__train", "churn__deploy", "churn__monitor_drift"} <= set(project_dag_ids())
+    assert project_dag_ids(["b", "a"])[:2] == ["a__ingest", "a__materialize"]
+    assert len(project_dag_ids(["b", "a"])) == 2 * len(DAG_STAGES)
+
+
+def test_one_model_server_per_use_case_on_its_own_port(settings, tmp_path):
+    ports = Ports.from_env({"MODEL_SERVER_PORT": "18100"})
+    assert ports.model_servers(["zeta", "alpha"]) == {"alpha": 18100, "zeta": 18101}
+    stack = LocalStack(settings, ports, {"AIRFLOW_HOME": str(tmp_path / "airflow")})
+    servers = [c for c in stack.components if c.name.startswith("model-server")]
+    assert [c.name for c in servers] == [f"model-server-{n}" for n in stack.usecases]
+    for component, (name, port) in zip(servers, stack.model_server_ports.items(), strict=True):
+        assert component.command[-6:] == [
+            "--usecase",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+    assert len(set(stack.model_server_ports.values())) == len(stack.usecases)
+    assert all(f"{url}  {name}" in stack.banner() for name, url in stack.model_server_urls.items())
+
+
+def test_the_smoke_test_url_is_set_only_for_one_model_server(settings, tmp_path):
+    environ = {"AIRFLOW_HOME": str(tmp_path / "airflow")}
+    ports = Ports.from_env({"MODEL_SERVER_PORT": "18001"})
+    assert "MLOPS_SERVING_URL" not in airflow_environment(settings, ports, environ, ["a", "b"])
+    given = {**environ, "MLOPS_SERVING_URL": "http://model-server-{usecase}:8080"}
+    assert airflow_environment(settings, ports, given, ["a", "b"])["MLOPS_SERVING_URL"] == (
+        "http://model-server-{usecase}:8080"
+    )

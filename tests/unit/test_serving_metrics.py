@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from mlops_pipeline.serving.metrics import forget_dead_workers
+from tests.conftest import prometheus_samples
 
 
 def test_gauges_of_dead_workers_are_forgotten_and_live_ones_kept(tmp_path):
@@ -34,12 +38,58 @@ def test_served_versions_are_those_some_worker_still_serves():
     from mlops_pipeline.serving.metrics import served_versions
 
     exposition = (
-        "# HELP churn_model_info The model being served.\n"
-        "# TYPE churn_model_info gauge\n"
-        'churn_model_info{alias="champion",name="churn-classifier",version="3"} 1.0\n'
-        'churn_model_info{alias="champion",name="churn-classifier",version="2"} 0.0\n'
-        'churn_model_info{alias="challenger",name="churn-classifier",version="4"} 1.0\n'
-        'churn_predictions_total{churn="true"} 7.0\n'
+        "# HELP mlops_model_info The model being served.\n"
+        "# TYPE mlops_model_info gauge\n"
+        'mlops_model_info{alias="champion",model="demand",version="3"} 1.0\n'
+        'mlops_model_info{alias="champion",model="demand",version="2"} 0.0\n'
+        'mlops_model_info{alias="challenger",model="demand",version="4"} 1.0\n'
+        'mlops_predictions_total{model="demand"} 7.0\n'
     )
     assert served_versions(exposition, "champion") == {"3"}
     assert served_versions("", "champion") == set()
+
+
+def test_served_versions_read_what_the_metrics_expose():
+    from mlops_pipeline.serving.metrics import Metrics, served_versions
+
+    metrics = Metrics("shop-signal", classifier=True)
+    metrics.serving("champion", "1", None)
+    metrics.serving("champion", "2", "1")
+    assert served_versions(metrics.exposition().decode(), "champion") == {"2"}
+
+
+def test_a_classifier_counts_predictions_by_decision_under_its_model_name():
+    from mlops_pipeline.serving.metrics import Metrics
+
+    metrics = Metrics("shop-signal", classifier=True)
+    metrics.predicted(np.array([0.9, 0.2, 0.7]), np.array([True, False, True]))
+    metrics.predict_latency.observe(0.002)
+    samples = prometheus_samples(metrics.exposition().decode())
+    counts = {
+        labels["decision"]: value
+        for name, labels, value in samples
+        if name == "mlops_predictions_total"
+    }
+    assert counts == {"true": 2.0, "false": 1.0}
+    assert _value(samples, "mlops_prediction_score_sum") == pytest.approx(1.8)
+    assert _value(samples, "mlops_prediction_score_count") == 3.0
+    assert _value(samples, "mlops_predict_latency_seconds_count") == 1.0
+    assert {labels.get("model") for _, labels, _ in samples} == {"shop-signal"}
+
+
+def test_a_regressor_counts_predictions_without_a_decision():
+    from mlops_pipeline.serving.metrics import Metrics
+
+    metrics = Metrics("shop-demand", classifier=False)
+    metrics.predicted(np.array([12.5, 30.0]), None)
+    samples = prometheus_samples(metrics.exposition().decode())
+    totals = [
+        (labels, value) for name, labels, value in samples if name == "mlops_predictions_total"
+    ]
+    assert totals == [({"model": "shop-demand"}, 2.0)]
+    assert _value(samples, "mlops_prediction_score_sum") == 42.5
+
+
+def _value(samples, wanted: str) -> float:
+    (value,) = [value for name, _, value in samples if name == wanted]
+    return value

@@ -11,6 +11,7 @@ import pytest
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.deployment import promotion as deployment
+from mlops_pipeline.failures import PermanentFailure
 
 
 class _Workers:
@@ -19,13 +20,14 @@ class _Workers:
 
     def __init__(self) -> None:
         self.second_worker_serves = "1"
+        self.requests: list[dict] = []
 
     def exposition(self) -> str:
-        lines = ["# TYPE churn_model_info gauge"]
+        lines = ["# TYPE mlops_model_info gauge"]
         for version in ("1", "2"):
             served = version == "2" or self.second_worker_serves == version
             lines.append(
-                f'churn_model_info{{alias="champion",name="churn-classifier",version="{version}"}}'
+                f'mlops_model_info{{alias="champion",model="churn-classifier",version="{version}"}}'
                 f" {1.0 if served else 0.0}"
             )
         return "\n".join(lines) + "\n"
@@ -34,6 +36,7 @@ class _Workers:
 @pytest.fixture
 def server() -> Generator[tuple[str, _Workers]]:
     workers = _Workers()
+    requests = workers.requests
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, body: str, content_type: str = "application/json") -> None:
@@ -51,7 +54,7 @@ def server() -> Generator[tuple[str, _Workers]]:
                 self._answer(json.dumps({"version": "2"}))
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
+            requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self._answer(json.dumps({"model_version": "2", "predictions": []}))
 
         def log_message(self, *args: object) -> None:
@@ -66,9 +69,13 @@ def server() -> Generator[tuple[str, _Workers]]:
 
 def test_the_smoke_test_waits_for_every_worker(server, tmp_path):
     base, workers = server
-    settings = Settings(home=tmp_path, serving_url=base, smoke_timeout_seconds=2.5)
+    settings = Settings(usecase="churn", home=tmp_path, serving_url=base, smoke_timeout_seconds=2.5)
     with pytest.raises(deployment.SmokeTestFailed, match=r"workers still serve version\(s\) 1"):
         deployment.smoke_test(settings, "2")
 
     workers.second_worker_serves = "2"
     assert deployment.smoke_test(settings, "2") == {"url": base, "version": "2", "status": 200}
+    # Feast's request shape, keyed by the use case's entity key.
+    key = settings.spec.entity.key
+    assert workers.requests[-1] == {"entities": {key: [1]}}
+    assert issubclass(deployment.SmokeTestFailed, PermanentFailure)

@@ -13,6 +13,8 @@ from mlops_pipeline.platform.status import platform_status
 
 def test_status_before_anything_ran_creates_nothing(settings):
     status = platform_status(settings)
+    assert status["usecase"]["name"] == "churn"
+    assert status["models"]["registered_model"] == settings.spec.model_name
     assert status["ingestion"]["validated_partitions"] == []
     assert status["features"]["materialized"] == {}
     assert status["models"]["versions"] == []
@@ -21,7 +23,7 @@ def test_status_before_anything_ran_creates_nothing(settings):
 
 def test_status_shows_materialized_ranges(settings):
     day = dt.date(2025, 6, 2)
-    generate_day(settings.landing_dir, day, 300)
+    generate_day(settings, day, 300)
     ingest_day(settings, day)
     register_definitions(settings)
     materialize_interval(settings, *days_interval([day]))
@@ -44,7 +46,7 @@ def test_status_lists_the_last_nights_drift_and_decisions(settings):
                 "rows": 20_000,
                 "champion": {"version": "1"},
                 "drift": {"drift_share": share, "drifted_columns": ["monthly_charges"]},
-                "performance": {"roc_auc_drop": 0.01},
+                "performance": {"metric": "roc_auc", "drop": 0.01},
                 "decision": {"retrain": retrain, "reasons": [f"night {offset}"]},
             },
         )
@@ -54,3 +56,26 @@ def test_status_lists_the_last_nights_drift_and_decisions(settings):
         ("2025-06-11", 0.31, False),
     ]
     assert nights[0]["reasons"] == ["night 2"] and nights[0]["champion_version"] == "1"
+    assert (nights[0]["performance_metric"], nights[0]["performance_drop"]) == ("roc_auc", 0.01)
+
+
+def test_status_of_every_declared_use_case_names_each_from_its_spec(tmp_path, monkeypatch):
+    from mlops_pipeline.config import get_settings
+    from mlops_pipeline.platform.status import usecases_status
+    from tests.ui.state import REGRESSION, write_usecases
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLOPS_USECASES_DIR", str(write_usecases(tmp_path / "usecases")))
+    settings = get_settings()
+    every = usecases_status(settings)
+    assert list(every) == ["churn", REGRESSION]
+    regression = every[REGRESSION]
+    spec = settings.for_usecase(REGRESSION).spec
+    assert regression["usecase"]["task"] == "regression"
+    assert regression["usecase"]["primary_metric"] == "r2"
+    assert [m["metric"] for m in regression["usecase"]["metrics"]] == ["r2", "rmse", "mae"]
+    assert regression["usecase"]["decision_field"] is None
+    assert regression["models"]["registered_model"] == spec.model_name
+    assert regression["monitoring"]["reports"].endswith(f"drift/{REGRESSION}")
+    assert every["churn"]["usecase"]["primary_metric"] == "roc_auc"
+    assert every["churn"]["models"]["registered_model"] != spec.model_name

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract
+from mlops_pipeline.data.contract import Kind
 from mlops_pipeline.data.datagen import SchemaBreak, generate_frame
-from mlops_pipeline.data.ingestion import day_interval
+from mlops_pipeline.data.ingestion import partition_interval
 from mlops_pipeline.data.validation import (
     BATCH,
     ROW,
@@ -19,44 +19,123 @@ from mlops_pipeline.data.validation import (
     GxProject,
     build_suite,
     conform_types,
+    suite_name,
 )
 
 DAY = dt.date(2025, 6, 2)
+RULES = {"min_batch_rows": 50, "max_batch_rows": 10_000}
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    home = tmp_path_factory.mktemp("gx-home")
-    return GxProject(Settings(home=home, min_batch_rows=50, max_batch_rows=10_000))
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("gx-home")
 
 
-def conformed(frame):
-    return conform_types(pa.Table.from_pandas(frame, preserve_index=False))
+@pytest.fixture(scope="module")
+def project(home):
+    return GxProject(Settings(home=home, usecase="churn", **RULES))
 
 
-def validate(project, frame):
-    return project.validate(conformed(frame), "test", *day_interval(DAY))
+@pytest.fixture(scope="module")
+def demand_project(home):
+    # The same Great Expectations project: each dataset keeps its own suite and assets.
+    return GxProject(Settings(home=home, usecase="store_demand", **RULES))
+
+
+def churn_frame(rows, **scenario):
+    return generate_frame(Settings(usecase="churn").spec, DAY, rows, **scenario)
+
+
+def conformed(spec, frame):
+    return conform_types(spec, pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def validate(project, frame, day=DAY):
+    interval = partition_interval(project.spec.cadence, day)
+    return project.validate(conformed(project.spec, frame), "test", *interval)
 
 
 def failed(outcome, level):
     return {e.name for e in outcome.expectations if e.level == level and not e.success}
 
 
-def test_suite_covers_every_contract_column():
-    suite = build_suite(1, 10)
+@pytest.mark.parametrize("usecase", ["churn", "store_demand"])
+def test_suite_covers_every_contract_column(usecase):
+    spec = Settings(usecase=usecase).spec
+    suite = build_suite(spec, 1, 10)
+    assert suite.name == f"{spec.dataset}_daily" == suite_name(spec)
     typed = {
         e.column for e in suite.expectations if e.expectation_type == "expect_column_type_to_be"
     }
-    assert typed == set(contract.COLUMN_NAMES)
+    assert typed == set(spec.column_names)
     levels = {e.meta["level"] for e in suite.expectations}
     assert levels == {BATCH, ROW}
     assert suite.meta["suite_version"] >= 1
+    not_null = {
+        e.column
+        for e in suite.expectations
+        if e.expectation_type == "expect_column_values_to_not_be_null"
+    }
+    nullable = {name for name, col in spec.columns.items() if col.nullable}
+    assert not_null and not (not_null & nullable)
 
 
 def test_clean_batch_passes_everything(project):
-    outcome = validate(project, generate_frame(DAY, 300))
+    outcome = validate(project, churn_frame(300))
     assert failed(outcome, BATCH) == set() and failed(outcome, ROW) == set()
     assert outcome.row_failures == {}
+
+
+def test_store_demand_passes_its_own_suite(project, demand_project):
+    spec = demand_project.spec
+    frame = generate_frame(spec, DAY, 400)
+    assert frame["competitor_distance_km"].isna().any()
+    outcome = validate(demand_project, frame)
+    assert failed(outcome, BATCH) == set() and failed(outcome, ROW) == set()
+    # ...and fails churn's: the suites are the datasets' own.
+    assert "expect_table_columns_to_match_set" in failed(validate(project, frame), BATCH)
+    assert demand_project.asset != project.asset
+    assert demand_project.suite_name == "store_sales_daily"
+
+
+def test_nullable_columns_nulls_are_valid_but_not_other_columns(demand_project):
+    frame = generate_frame(demand_project.spec, DAY, 300)
+    frame.loc[:9, "competitor_distance_km"] = None  # nullable
+    frame.loc[20, "temperature_c"] = None  # not nullable
+    frame.loc[21, "store_format"] = None  # not nullable
+    outcome = validate(demand_project, frame)
+    assert failed(outcome, BATCH) == set()
+    assert outcome.row_failures == {
+        20: ["expect_column_values_to_not_be_null(temperature_c)"],
+        21: ["expect_column_values_to_not_be_null(store_format)"],
+    }
+
+
+@pytest.mark.parametrize("kind", [Kind.INT, Kind.BOOL, Kind.CATEGORY, Kind.FLOAT])
+def test_nullable_columns_of_every_kind_keep_their_nulls(home, kind):
+    column = {
+        Kind.INT: "opened_years_ago",
+        Kind.BOOL: "has_parking",
+        Kind.CATEGORY: "city_tier",
+        Kind.FLOAT: "floor_area_sqm",
+    }[kind]
+    overrides = f'{{"store_demand": {{"columns": {{"{column}": {{"nullable": true}}}}}}}}'
+    settings = Settings(home=home, usecase="store_demand", usecase_overrides=overrides, **RULES)
+    frame = generate_frame(settings.spec, DAY, 200)
+    frame[column] = frame[column].astype(object)
+    frame.loc[[3, 4], column] = None
+    outcome = validate(GxProject(settings), frame)
+    assert failed(outcome, BATCH) == set() and outcome.row_failures == {}
+    # Every value is left as it is and the nulls stay nulls.
+    values = conformed(settings.spec, frame)[column]
+    assert values.isna().sum() == 2 and values.notna().sum() == 198
+
+
+def test_a_null_in_a_non_nullable_int_column_breaks_its_type(project):
+    frame = churn_frame(300)
+    frame["num_devices"] = frame["num_devices"].astype("float64")
+    frame.loc[4, "num_devices"] = None
+    assert "expect_column_type_to_be(num_devices)" in failed(validate(project, frame), BATCH)
 
 
 @pytest.mark.parametrize(
@@ -68,31 +147,31 @@ def test_clean_batch_passes_everything(project):
     ],
 )
 def test_schema_breaks_fail_at_batch_level(project, kind, expected):
-    frame = generate_frame(DAY, 300, scenario="schema_break", schema_break=kind)
+    frame = churn_frame(300, scenario="schema_break", schema_break=kind)
     assert expected in failed(validate(project, frame), BATCH)
 
 
 def test_naive_timestamps_break_the_schema(project):
-    frame = generate_frame(DAY, 300)
-    frame[contract.EVENT_TIMESTAMP] = frame[contract.EVENT_TIMESTAMP].dt.tz_localize(None)
+    frame = churn_frame(300)
+    frame["event_timestamp"] = frame["event_timestamp"].dt.tz_localize(None)
     assert "expect_column_type_to_be(event_timestamp)" in failed(validate(project, frame), BATCH)
 
 
 def test_row_count_bounds(project):
     assert "expect_table_row_count_to_be_between" in failed(
-        validate(project, generate_frame(DAY, 20)), BATCH
+        validate(project, churn_frame(20)), BATCH
     )
 
 
 def test_row_level_failures_point_at_the_rows(project):
-    frame = generate_frame(DAY, 300)
-    frame.loc[3, contract.EVENT_TIMESTAMP] = pd.Timestamp(DAY + dt.timedelta(days=1), tz="UTC")
+    frame = churn_frame(300)
+    frame.loc[3, "event_timestamp"] = pd.Timestamp(DAY + dt.timedelta(days=1), tz="UTC")
     frame.loc[5, "region"] = None
     frame.loc[7, "num_devices"] = 0
     frame.loc[9, "monthly_charges"] = 10_000.0
     frame.loc[11, "payment_method"] = "cash"
-    frame.loc[13, contract.ENTITY_KEY] = frame.loc[14, contract.ENTITY_KEY]
-    frame.loc[13, contract.EVENT_TIMESTAMP] = frame.loc[14, contract.EVENT_TIMESTAMP]
+    frame.loc[13, "customer_id"] = frame.loc[14, "customer_id"]
+    frame.loc[13, "event_timestamp"] = frame.loc[14, "event_timestamp"]
     outcome = validate(project, frame)
     assert failed(outcome, BATCH) == set()
     assert outcome.row_failures == {
@@ -107,13 +186,31 @@ def test_row_level_failures_point_at_the_rows(project):
 
 
 def test_conform_types_widens_only_what_is_lossless():
-    frame = generate_frame(DAY, 50)
+    frame = churn_frame(50)
     frame["monthly_charges"] = frame["monthly_charges"].round().astype("int64")
-    frame[contract.EVENT_TIMESTAMP] = frame[contract.EVENT_TIMESTAMP].astype("datetime64[s, UTC]")
+    frame["event_timestamp"] = frame["event_timestamp"].astype("datetime64[s, UTC]")
     frame["tenure_months"] = frame["tenure_months"].astype(str)
-    conformed_frame = conformed(frame)
-    assert str(conformed_frame["monthly_charges"].dtype) == VALIDATED_DTYPES[contract.Kind.FLOAT]
-    assert str(conformed_frame[contract.EVENT_TIMESTAMP].dtype) == "datetime64[ns, UTC]"
+    conformed_frame = conformed(Settings(usecase="churn").spec, frame)
+    assert str(conformed_frame["monthly_charges"].dtype) == VALIDATED_DTYPES[Kind.FLOAT]
+    assert str(conformed_frame["event_timestamp"].dtype) == "datetime64[ns, UTC]"
     assert str(conformed_frame["plan"].dtype) == "category"
     # Text in a number column is not "fixed": the suite must see it.
     assert conformed_frame["tenure_months"].dtype == object
+
+
+def test_weekly_partitions_expect_rows_of_their_whole_week(home):
+    weekly = Settings(
+        home=home, usecase="churn", usecase_overrides='{"churn": {"cadence": "weekly"}}', **RULES
+    )
+    project = GxProject(weekly)
+    assert project.suite_name == "customer_activity_weekly"
+    wednesday = dt.date(2025, 6, 4)
+    frame = generate_frame(weekly.spec, wednesday, 300)
+    frame.loc[5, "event_timestamp"] = pd.Timestamp("2025-06-09T00:00:00Z")  # next Monday
+    frame.loc[6, "event_timestamp"] = pd.Timestamp("2025-06-01T23:59:59Z")  # the Sunday before
+    frame.loc[7, "event_timestamp"] = pd.Timestamp("2025-06-08T23:59:59Z")  # its last second
+    outcome = validate(project, frame, wednesday)
+    assert outcome.row_failures == {
+        5: ["expect_column_values_to_be_between(event_timestamp)"],
+        6: ["expect_column_values_to_be_between(event_timestamp)"],
+    }

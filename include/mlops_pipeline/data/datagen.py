@@ -1,26 +1,51 @@
-"""Seeded generator of a realistic subscription-churn dataset, one snapshot per customer per day.
+"""Seeded demo data for any use case: its own generator makes the clean data, this engine
+applies the scenarios that reproduce what goes wrong with real feeds and writes landing files.
 
-The same seed always gives the same customers; each day adds its own seeded variation, so any
-day can be regenerated on its own. Scenarios reproduce what goes wrong with real daily feeds.
+A use case's generator is the ``generator.py`` of its folder, a module defining:
+
+- ``population(rows: int, seed: int) -> DataFrame``: the stable traits of ``rows`` entities
+  (the same seed and size give the same entities every partition).
+- ``snapshot(population, start: date, seed: int, covariate_drift: bool, length: timedelta)
+  -> DataFrame``: every entity's row of the partition ``[start, start + length)``: each
+  contract column but the label, plus any latent columns (named ``_...``) the label needs.
+  ``covariate_drift`` shifts the features' distributions, not what they mean.
+- ``label(frame, rng: numpy Generator, concept_drift: bool) -> array``: each row's label,
+  drawn with ``rng``. ``concept_drift`` changes the mechanism, not the features.
+
+and, optionally, which columns the fault scenarios damage (defaults are chosen from the
+contract): ``RENAMED = (column, new_name)``, ``DROPPED = column``, ``RETYPED = (column,
+unit)`` (the numbers become text such as ``"12 unit"``), ``NULL_BURST = (columns...)``
+(non-nullable ones), ``OUT_OF_RANGE_NUMBER = column`` (negated: a column whose values are
+positive and whose ``min`` is at least 0), ``OUT_OF_RANGE_CATEGORY = (column, value)`` and
+``RESENT_CHANGE = column`` (a number the re-sent rows of ``duplicates`` update).
+
+The same seed always gives the same data, and any partition can be regenerated on its own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from mlops_pipeline.data import contract
+from mlops_pipeline.data.contract import Kind
 from mlops_pipeline.data.storage import landing_file
+from mlops_pipeline.failures import SpecError, UserCodeError
 
-# Tenure is counted from here; days before it simply keep the sign-up tenure.
-TENURE_EPOCH = dt.date(2025, 1, 1)
-PLAN_PRICE = {"basic": 19.0, "standard": 45.0, "premium": 89.0}
+if TYPE_CHECKING:
+    from mlops_pipeline.config import Settings
+    from mlops_pipeline.usecases.loader import UseCase
+
+GENERATOR = "generator.py"
 
 
 class Scenario(StrEnum):
@@ -48,12 +73,6 @@ NULL_BURST_FRACTION = 0.05
 OUT_OF_RANGE_FRACTION = 0.004
 DUPLICATE_FRACTION = 0.002
 
-SCHEMA_BREAK_COLUMN = {
-    SchemaBreak.RENAMED: "monthly_charges",
-    SchemaBreak.DROPPED: "days_since_last_login",
-    SchemaBreak.RETYPED: "tenure_months",
-}
-
 
 @dataclass(frozen=True)
 class GeneratedDay:
@@ -62,135 +81,127 @@ class GeneratedDay:
     scenario: Scenario
 
 
-def _population(rows: int, seed: int) -> pd.DataFrame:
-    """Stable per-customer traits: the same seed and size give the same customers every day."""
-    rng = np.random.default_rng([seed, 0])
-    plan = rng.choice(contract.PLANS, size=rows, p=[0.45, 0.38, 0.17])
-    contract_type = rng.choice(contract.CONTRACTS, size=rows, p=[0.55, 0.27, 0.18])
-    autopay = rng.random(rows) < np.where(contract_type == "month_to_month", 0.45, 0.75)
-    return pd.DataFrame(
-        {
-            contract.ENTITY_KEY: np.arange(1, rows + 1, dtype=np.int64),
-            "signup_tenure": rng.gamma(1.6, 14.0, size=rows),
-            "plan": plan,
-            "region": rng.choice(contract.REGIONS, size=rows, p=[0.3, 0.25, 0.25, 0.2]),
-            "contract_type": contract_type,
-            "payment_method": rng.choice(contract.PAYMENT_METHODS, size=rows, p=[0.6, 0.3, 0.1]),
-            "autopay": autopay,
-            "paperless_billing": rng.random(rows) < 0.62,
-            "num_devices": 1 + rng.poisson(1.3, size=rows),
-            # Latent traits the model never sees: they keep the label honestly noisy.
-            "engagement": rng.normal(0.0, 1.0, size=rows),
-            "satisfaction": rng.normal(0.0, 1.0, size=rows),
-        }
+@dataclass(frozen=True)
+class Faults:
+    """Which columns the fault scenarios of one use case damage."""
+
+    renamed: tuple[str, str]
+    dropped: str
+    retyped: tuple[str, str]
+    null_burst: tuple[str, ...]
+    out_of_range_number: str
+    out_of_range_category: tuple[str, str] | None
+    resent_change: str
+
+    def schema_break_column(self, kind: SchemaBreak | str) -> str:
+        kind = SchemaBreak(kind)
+        if kind is SchemaBreak.RENAMED:
+            return self.renamed[0]
+        if kind is SchemaBreak.DROPPED:
+            return self.dropped
+        return self.retyped[0]
+
+
+def generator_module(usecase: UseCase) -> ModuleType:
+    """The use case's ``generator.py`` (imported once per process, under a stable name)."""
+    module_name = f"mlops_usecase_{usecase.name}_generator"
+    path = usecase.folder / GENERATOR
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and Path(loaded.__file__ or "") == path:
+        return loaded
+    if not path.exists():
+        raise SpecError(f"{usecase.folder}: no {GENERATOR}, so no demo data can be generated")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise UserCodeError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
+    missing = [name for name in ("population", "snapshot", "label") if not hasattr(module, name)]
+    if missing:
+        del sys.modules[module_name]
+        raise SpecError(f"{path}: the generator protocol needs {', '.join(missing)}")
+    return module
+
+
+def faults_of(usecase: UseCase) -> Faults:
+    """The use case's declared fault columns, with defaults picked from its contract."""
+    module = generator_module(usecase)
+    columns = usecase.columns
+    numbers = [c for c in usecase.numeric_features if not columns[c].nullable]
+    floats = [c for c in numbers if columns[c].kind is Kind.FLOAT] or numbers
+    ints = [c for c in numbers if columns[c].kind is Kind.INT] or numbers
+    if not numbers:
+        raise SpecError(f"{usecase.name}: the fault scenarios need a non-nullable number feature")
+    positive = [c for c in floats if columns[c].min is not None and columns[c].min >= 0]
+    categories = [
+        c for c in usecase.categorical_features if columns[c].values and not columns[c].nullable
+    ]
+    default_renamed = (floats[0], f"{floats[0]}_renamed")
+    default_category = (categories[0], f"not_a_{categories[0]}") if categories else None
+    faults = Faults(
+        renamed=tuple(getattr(module, "RENAMED", default_renamed)),  # type: ignore[arg-type]
+        dropped=getattr(module, "DROPPED", usecase.feature_columns[-1]),
+        retyped=tuple(getattr(module, "RETYPED", (ints[0], "units"))),  # type: ignore[arg-type]
+        null_burst=tuple(getattr(module, "NULL_BURST", floats[:2])),
+        out_of_range_number=getattr(module, "OUT_OF_RANGE_NUMBER", (positive or floats)[0]),
+        out_of_range_category=getattr(module, "OUT_OF_RANGE_CATEGORY", default_category),
+        resent_change=getattr(module, "RESENT_CHANGE", floats[-1]),
     )
+    named = [
+        faults.renamed[0],
+        faults.dropped,
+        faults.retyped[0],
+        *faults.null_burst,
+        faults.out_of_range_number,
+        faults.resent_change,
+    ]
+    if faults.out_of_range_category:
+        named.append(faults.out_of_range_category[0])
+    unknown = sorted({c for c in named if c not in columns})
+    if unknown:
+        raise SpecError(f"{usecase.folder / GENERATOR}: fault columns {unknown} are not declared")
+    return faults
 
 
-def _day_snapshot(
-    population: pd.DataFrame, day: dt.date, seed: int, covariate_shift: bool
-) -> pd.DataFrame:
-    rows = len(population)
-    rng = np.random.default_rng([seed, day.toordinal()])
-    months_since_epoch = max((day - TENURE_EPOCH).days, 0) / 30.44
-    tenure = np.floor(population["signup_tenure"].to_numpy() + months_since_epoch)
-    engagement = population["engagement"].to_numpy() + rng.normal(0, 0.35, size=rows)
-    satisfaction = population["satisfaction"].to_numpy() + rng.normal(0, 0.35, size=rows)
-    plan = population["plan"].to_numpy()
-    contract_type = population["contract_type"].to_numpy().copy()
-    devices = population["num_devices"].to_numpy()
+def _usecase(source: Settings | UseCase) -> UseCase:
+    from mlops_pipeline.config import Settings
 
-    price = pd.Series(plan).map(PLAN_PRICE).to_numpy() + 4.0 * devices
-    charges = price + rng.normal(0, 6.0, size=rows)
-    usage = np.exp(4.6 + 0.45 * engagement + rng.normal(0, 0.3, size=rows))
-    tickets_rate = np.exp(-0.9 - 0.7 * satisfaction)
-    if covariate_shift:
-        # A price rise and a usage slump, hitting month-to-month customers hardest.
-        charges = charges * 1.25 + 8.0
-        usage = usage * 0.6
-        tickets_rate = tickets_rate * 1.8
-        switch = (contract_type == "one_year") & (rng.random(rows) < 0.6)
-        contract_type[switch] = "month_to_month"
-    login_scale = np.exp(1.2 - 0.8 * engagement)
-    failures_rate = np.where(population["autopay"].to_numpy(), 0.08, 0.35) * np.exp(
-        -0.3 * satisfaction
-    )
-    seconds = rng.integers(0, 86_400, size=rows)
-    timestamps = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(seconds, unit="s")
-    return pd.DataFrame(
-        {
-            contract.ENTITY_KEY: population[contract.ENTITY_KEY].to_numpy(),
-            contract.EVENT_TIMESTAMP: timestamps,
-            "tenure_months": np.clip(tenure, 0, 240).astype(np.int64),
-            "plan": plan,
-            "region": population["region"].to_numpy(),
-            "contract_type": contract_type,
-            "payment_method": population["payment_method"].to_numpy(),
-            "monthly_charges": np.round(np.clip(charges, 5.0, 480.0), 2),
-            "avg_daily_usage_minutes": np.round(np.clip(usage, 0.0, 1440.0), 1),
-            "support_tickets_30d": np.minimum(rng.poisson(tickets_rate), 100).astype(np.int64),
-            "payment_failures_90d": np.minimum(rng.poisson(failures_rate), 30).astype(np.int64),
-            "days_since_last_login": np.minimum(
-                np.floor(rng.exponential(login_scale)), 3650
-            ).astype(np.int64),
-            "num_devices": np.minimum(devices, 50).astype(np.int64),
-            "autopay": population["autopay"].to_numpy(),
-            "paperless_billing": population["paperless_billing"].to_numpy(),
-            "_satisfaction": satisfaction,
-        }
-    )
-
-
-def churn_logit(frame: pd.DataFrame, concept_drift: bool = False) -> np.ndarray:
-    """Log-odds of churning within 30 days, from observed features and latent satisfaction."""
-    month_to_month = (frame["contract_type"] == "month_to_month").to_numpy()
-    two_year = (frame["contract_type"] == "two_year").to_numpy()
-    tenure = frame["tenure_months"].to_numpy()
-    charges = frame["monthly_charges"].to_numpy()
-    usage = frame["avg_daily_usage_minutes"].to_numpy()
-    logit = (
-        -2.1
-        + 0.9 * month_to_month
-        - 0.8 * two_year
-        - 0.5 * np.log1p(tenure / 6.0)
-        + 0.012 * (charges - 50.0)
-        + 0.45 * frame["support_tickets_30d"].to_numpy()
-        + 0.55 * frame["payment_failures_90d"].to_numpy()
-        + 0.18 * np.log1p(frame["days_since_last_login"].to_numpy()) ** 2
-        - 0.45 * np.log(usage / 100.0 + 1e-3)
-        - 0.3 * frame["autopay"].to_numpy()
-        - 0.55 * frame["_satisfaction"].to_numpy()
-    )
-    if concept_drift:
-        # Customers stop caring about contracts and tickets and start leaving over price alone:
-        # the same features now mean something else.
-        logit = (
-            -2.3
-            + 0.045 * (charges - 50.0)
-            - 0.15 * np.log1p(tenure / 6.0)
-            - 0.2 * frame["support_tickets_30d"].to_numpy()
-            + 0.4 * np.log(usage / 100.0 + 1e-3)
-            - 0.55 * frame["_satisfaction"].to_numpy()
-        )
-    return logit
+    return source.spec if isinstance(source, Settings) else source
 
 
 def generate_frame(
+    source: Settings | UseCase,
     day: dt.date,
     rows: int = 20_000,
     seed: int = 7,
     scenario: Scenario | str = Scenario.CLEAN,
     schema_break: SchemaBreak | str | None = None,
 ) -> pd.DataFrame:
-    """The day's snapshot table, with the scenario applied (``corrupt`` is a file-level fault and
-    leaves the frame intact)."""
+    """The rows of the partition holding ``day`` for the use case of ``source`` (settings or a
+    use case), with the scenario applied (``corrupt`` is a file-level fault and leaves the
+    frame intact). Columns come in the contract's order."""
+    usecase = _usecase(source)
     scenario = Scenario(scenario)
-    population = _population(rows, seed)
-    frame = _day_snapshot(population, day, seed, scenario is Scenario.COVARIATE_DRIFT)
-    rng = np.random.default_rng([seed, day.toordinal(), 1])
-    probability = 1.0 / (1.0 + np.exp(-churn_logit(frame, scenario is Scenario.CONCEPT_DRIFT)))
-    frame[contract.LABEL] = (rng.random(rows) < probability).astype(np.int64)
-    frame = frame.drop(columns="_satisfaction")
-    return _apply_scenario(frame, scenario, rng, schema_break)
+    generator = generator_module(usecase)
+    start = usecase.cadence.partition_of(day)
+    population = generator.population(rows, seed)
+    frame = generator.snapshot(
+        population, start, seed, scenario is Scenario.COVARIATE_DRIFT, usecase.cadence.length
+    )
+    rng = np.random.default_rng([seed, start.toordinal(), 1])
+    labels = np.asarray(generator.label(frame, rng, scenario is Scenario.CONCEPT_DRIFT))
+    frame[usecase.label] = labels.astype(_LABEL_DTYPES[usecase.column(usecase.label).kind])
+    missing = [c for c in usecase.column_names if c not in frame.columns]
+    if missing:
+        raise UserCodeError(f"{usecase.folder / GENERATOR}: snapshot lacks columns {missing}")
+    frame = frame[list(usecase.column_names)]
+    return _apply_scenario(frame, scenario, rng, schema_break, faults_of(usecase))
+
+
+_LABEL_DTYPES = {Kind.INT: np.int64, Kind.FLOAT: np.float64, Kind.BOOL: np.bool_}
 
 
 def _sample(rng: np.random.Generator, rows: int, fraction: float) -> np.ndarray:
@@ -203,49 +214,54 @@ def _apply_scenario(
     scenario: Scenario,
     rng: np.random.Generator,
     schema_break: SchemaBreak | str | None,
+    faults: Faults,
 ) -> pd.DataFrame:
     rows = len(frame)
     if scenario is Scenario.EMPTY:
         return frame.iloc[0:0]
     if scenario is Scenario.SCHEMA_BREAK:
         kind = SchemaBreak(schema_break or SchemaBreak.RENAMED)
-        name = SCHEMA_BREAK_COLUMN[kind]
         if kind is SchemaBreak.RENAMED:
-            return frame.rename(columns={name: "monthly_charge"})
+            return frame.rename(columns={faults.renamed[0]: faults.renamed[1]})
         if kind is SchemaBreak.DROPPED:
-            return frame.drop(columns=name)
-        frame[name] = frame[name].astype(str) + " months"
+            return frame.drop(columns=faults.dropped)
+        name, unit = faults.retyped
+        frame[name] = frame[name].astype(str) + f" {unit}"
         return frame
     if scenario is Scenario.NULL_BURST:
         hit = _sample(rng, rows, NULL_BURST_FRACTION)
-        frame.loc[hit, ["monthly_charges", "avg_daily_usage_minutes"]] = np.nan
+        frame.loc[hit, list(faults.null_burst)] = np.nan
         return frame
     if scenario is Scenario.OUT_OF_RANGE:
         hit = _sample(rng, rows, OUT_OF_RANGE_FRACTION)
-        half = len(hit) // 2
-        frame.loc[hit[:half], "monthly_charges"] = -frame.loc[hit[:half], "monthly_charges"]
-        frame.loc[hit[half:], "plan"] = "enterprise"
+        half = len(hit) // 2 if faults.out_of_range_category else len(hit)
+        number = faults.out_of_range_number
+        frame.loc[hit[:half], number] = -frame.loc[hit[:half], number]
+        if faults.out_of_range_category:
+            name, value = faults.out_of_range_category
+            frame.loc[hit[half:], name] = value
         return frame
     if scenario is Scenario.DUPLICATES:
         # A re-sent slice of the feed: same keys, values updated in between.
         hit = _sample(rng, rows, DUPLICATE_FRACTION)
         resent = frame.iloc[hit].copy()
-        resent["avg_daily_usage_minutes"] = resent["avg_daily_usage_minutes"] + 1.0
+        resent[faults.resent_change] = resent[faults.resent_change] + 1.0
         return pd.concat([frame, resent], ignore_index=True)
     return frame
 
 
-def write_landing_file(frame: pd.DataFrame, path: Path, corrupt: bool = False) -> None:
-    """Write atomically so a reader never sees half a file (unless corruption is the point)."""
+def write_landing_file(
+    frame: pd.DataFrame, path: Path, timestamp: str, corrupt: bool = False
+) -> None:
+    """Write atomically so a reader never sees half a file (unless corruption is the point).
+    CSV timestamps (the ``timestamp`` column) are written as ISO 8601 UTC."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if path.suffix == ".parquet":
         frame.to_parquet(tmp, index=False)
     else:
         out = frame.copy()
-        out[contract.EVENT_TIMESTAMP] = out[contract.EVENT_TIMESTAMP].dt.strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        out[timestamp] = out[timestamp].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         out.to_csv(tmp, index=False)
     if corrupt:
         payload = tmp.read_bytes()
@@ -255,7 +271,7 @@ def write_landing_file(frame: pd.DataFrame, path: Path, corrupt: bool = False) -
 
 
 def generate_day(
-    home_landing_dir: Path,
+    settings: Settings,
     day: dt.date,
     rows: int = 20_000,
     seed: int = 7,
@@ -263,9 +279,11 @@ def generate_day(
     schema_break: SchemaBreak | str | None = None,
     file_format: str = "csv",
 ) -> GeneratedDay:
-    """Generate a day and write it into its landing partition."""
+    """Generate the partition holding ``day`` (a weekly use case's: its week) and write it into
+    its landing partition."""
     scenario = Scenario(scenario)
-    frame = generate_frame(day, rows, seed, scenario, schema_break)
-    path = landing_file(home_landing_dir, day, file_format)
-    write_landing_file(frame, path, corrupt=scenario is Scenario.CORRUPT)
+    usecase = settings.spec
+    frame = generate_frame(usecase, day, rows, seed, scenario, schema_break)
+    path = landing_file(settings, day, file_format)
+    write_landing_file(frame, path, usecase.timestamp, corrupt=scenario is Scenario.CORRUPT)
     return GeneratedDay(path=path, rows=len(frame), scenario=scenario)

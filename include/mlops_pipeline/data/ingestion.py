@@ -1,9 +1,14 @@
-"""Ingest one day: read the landed file, validate it, write clean rows to the lake and failing
-rows to quarantine.
+"""Ingest one partition of a use case's dataset: read the landed file, validate it against the
+declared contract, write clean rows to the lake and failing rows to quarantine.
 
-The landed file is only ever read. The validated and quarantine partitions of the day are
-replaced whole, so re-running a day gives the same state. A batch that cannot be trusted raises
-``BatchRejected`` (a deterministic failure: retrying cannot help) after its reports are written.
+A partition is one period of the use case's cadence (a day, or a week named by its Monday);
+its rows must be timestamped inside ``[start, start + cadence.length)``. A row outside is a
+row-level failure: it is quarantined, and the batch is rejected only when such rows (with the
+other failing rows) exceed the bad-row budget.
+
+The landed file is only ever read. The validated and quarantine partitions are replaced whole,
+so re-running a partition gives the same state. A batch that cannot be trusted raises
+``BatchRejected`` (a ``PermanentFailure``: retrying cannot help) after its reports are written.
 """
 
 from __future__ import annotations
@@ -24,22 +29,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract, storage
+from mlops_pipeline.data import storage
 from mlops_pipeline.data.contract import Kind
 from mlops_pipeline.data.validation import (
-    SUITE_NAME,
     SUITE_VERSION,
     ExpectationOutcome,
     GxProject,
     conform_types,
     failure_mask,
+    suite_name,
 )
+from mlops_pipeline.failures import PermanentFailure
+from mlops_pipeline.usecases.spec import Cadence, UseCaseSpec
 
 log = logging.getLogger(__name__)
 
 FAILED_EXPECTATIONS = "_failed_expectations"
-# Under reports/ingestion/, beside the day reports: node exporter's textfile collector reads it.
-PROMETHEUS_FILE = "ingestion.prom"
 VALIDATION_ID = "_validation_id"
 DATA_FILE = "part-0.parquet"
 CSV_BLOCK_BYTES = 8 << 20
@@ -53,25 +58,31 @@ ARROW_TYPES: dict[Kind, pa.DataType] = {
     Kind.BOOL: pa.bool_(),
     Kind.TIMESTAMP: pa.timestamp("ns", tz="UTC"),
 }
-# The lake's schema: plain types every reader (Feast, DuckDB, Evidently) understands.
-LAKE_SCHEMA = pa.schema([pa.field(c.name, ARROW_TYPES[c.kind]) for c in contract.COLUMNS])
 
 
-class BatchRejected(Exception):
-    """The day's batch cannot be used; ``report`` says why. Deterministic: do not retry."""
+def lake_schema(spec: UseCaseSpec) -> pa.Schema:
+    """The lake's schema: the contract's columns in plain types every reader (Feast, DuckDB,
+    Evidently) understands."""
+    return pa.schema([pa.field(name, ARROW_TYPES[col.kind]) for name, col in spec.columns.items()])
+
+
+class BatchRejected(PermanentFailure):
+    """The partition's batch cannot be used; ``report`` says why. Deterministic: do not
+    retry."""
 
     def __init__(self, report: IngestionReport) -> None:
         super().__init__(report.message)
         self.report = report
 
 
-class LandingFileMissing(FileNotFoundError):
-    pass
+class LandingFileMissing(PermanentFailure, FileNotFoundError):
+    """Nothing landed for the partition. Waiting for the file is the landing sensor's job; once
+    ingestion runs, retrying it cannot make the file appear."""
 
 
 @dataclass
 class IngestionReport:
-    day: str
+    day: str  # the partition's first day
     status: str  # "validated" or "rejected"
     message: str
     validation_id: str | None = None
@@ -87,6 +98,7 @@ class IngestionReport:
     validation_result: str | None = None
     data_docs: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    dataset: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +108,7 @@ class IngestionReport:
         """What downstream consumers need from the asset event: small and JSON-safe."""
         return {
             "date": self.day,
+            "dataset": self.dataset,
             "rows": self.rows_valid,
             "quarantined": self.rows_quarantined,
             "validation_id": self.validation_id,
@@ -103,9 +116,26 @@ class IngestionReport:
         }
 
 
-def day_interval(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    return start, start + dt.timedelta(days=1)
+def partition_interval(cadence: Cadence, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """``[start, end)`` of the partition holding ``day`` (UTC)."""
+    start = dt.datetime.combine(cadence.partition_of(day), dt.time(), tzinfo=dt.UTC)
+    return start, start + cadence.length
+
+
+def report_path(settings: Settings, day: dt.date) -> Path:
+    """The ingestion report of the partition holding ``day``."""
+    partition = settings.spec.cadence.partition_of(day)
+    return _reports_folder(settings) / f"date={partition.isoformat()}.json"
+
+
+def prometheus_textfile(settings: Settings) -> Path:
+    """The dataset's Prometheus textfile, ``reports/ingestion/<dataset>.prom``: one file per
+    dataset in the one folder node exporter's textfile collector reads."""
+    return settings.reports_dir / "ingestion" / f"{settings.spec.dataset}.prom"
+
+
+def _reports_folder(settings: Settings) -> Path:
+    return settings.reports_dir / "ingestion" / settings.spec.dataset
 
 
 def file_sha256(path: Path) -> str:
@@ -137,6 +167,8 @@ def read_landing_file(path: Path) -> pa.Table:
                 # Category text arrives dictionary-encoded: cheaper to hold and to validate.
                 auto_dict_encode=True,
                 timestamp_parsers=[pacsv.ISO8601],
+                # An empty cell of a category column is a null, as it is in a number column.
+                strings_can_be_null=True,
             ),
         )
     # Arrow's allocator keeps the pages the parse freed (the raw blocks, ~2x the table) for
@@ -150,23 +182,28 @@ def ingest_day(
     day: dt.date,
     run_label: str = "manual",
 ) -> IngestionReport:
-    """Validate the day's landed file and split it into the lake and quarantine.
+    """Validate the landed file of the partition holding ``day`` (of ``settings.spec``'s
+    cadence) and split it into the lake and quarantine.
 
     Raises ``LandingFileMissing`` when nothing landed, ``BatchRejected`` when the batch is
     unusable (unreadable, empty, schema broken, too many bad rows).
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    landing = storage.find_landing_file(settings.landing_dir, day)
+    spec = settings.spec
+    day = spec.cadence.partition_of(day)
+    landing = storage.find_landing_file(settings, day)
     if landing is None:
         raise LandingFileMissing(
-            f"no landing file for {day} under {storage.partition_dir(settings.landing_dir, day)}"
+            f"no landing file of {spec.dataset} for {day} under "
+            f"{storage.partition_dir(settings.landing_dir, day)}"
         )
     sha = file_sha256(landing)
     # Content-addressed: the same file checked by the same suite version under the same rules
-    # always gets the same id, so a re-run reproduces the same lineage.
+    # and contract always gets the same id, so a re-run reproduces the same lineage.
     validation_id = f"{day.isoformat()}-{sha[:12]}-v{SUITE_VERSION}-{_rules_fingerprint(settings)}"
     report = IngestionReport(
+        dataset=spec.dataset,
         day=day.isoformat(),
         status="rejected",
         message="",
@@ -197,10 +234,10 @@ def ingest_day(
     timings["gx_context"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    frame = conform_types(table)
+    frame = conform_types(spec, table)
     del table
     pa.default_memory_pool().release_unused()  # the table's pages: validation is all pandas
-    interval_start, interval_end = day_interval(day)
+    interval_start, interval_end = partition_interval(spec.cadence, day)
     outcome = project.validate(frame, validation_id, interval_start, interval_end)
     timings["validate"] = time.perf_counter() - mark
     result_path = settings.validations_dir / f"date={day.isoformat()}" / f"{validation_id}.json"
@@ -213,7 +250,7 @@ def ingest_day(
 
     failed_batch = outcome.failed_batch_expectations
     if frame.empty:
-        # Even with a zero-row lower bound configured, an empty day is never a valid day.
+        # Even with a zero-row lower bound configured, an empty batch is never a valid one.
         _reject(
             settings,
             day,
@@ -270,7 +307,18 @@ def _printable(text: str, limit: int = 300) -> str:
 
 
 def _rules_fingerprint(settings: Settings) -> str:
-    rules = f"{settings.min_batch_rows}:{settings.max_batch_rows}:{settings.max_bad_row_fraction}"
+    """The batch rules and the declared contract the suite is built from."""
+    spec = settings.spec
+    contract = {
+        "columns": {name: col.model_dump(mode="json") for name, col in spec.columns.items()},
+        "key": spec.entity.key,
+        "timestamp": spec.timestamp,
+        "cadence": spec.cadence.value,
+    }
+    rules = (
+        f"{settings.min_batch_rows}:{settings.max_batch_rows}:{settings.max_bad_row_fraction}:"
+        + json.dumps(contract, sort_keys=True)
+    )
     return hashlib.sha256(rules.encode()).hexdigest()[:6]
 
 
@@ -298,7 +346,7 @@ def _reject(
     the batch was judged row by row; otherwise the quarantine partition holds only the verdict
     (the whole batch is the problem, and the untouched landing file is its record)."""
     report.status = "rejected"
-    report.message = f"{contract_label(day)} rejected: {message}"
+    report.message = f"{contract_label(settings, day)} rejected: {message}"
     report.failed_expectations = [e.to_dict() for e in failed]
     report.rows_valid = 0
     # A rejected day must not leave an older validated copy for training to find.
@@ -308,15 +356,15 @@ def _reject(
         quarantine()
     else:
         storage.replace_partition(
-            settings.quarantine_dir, day, lambda folder: _manifest(folder, report)
+            settings.quarantine_dir, day, lambda folder: _manifest(settings, folder, report)
         )
         report.quarantine_partition = str(storage.partition_dir(settings.quarantine_dir, day))
     _write_report(settings, day, report)
     raise BatchRejected(report)
 
 
-def contract_label(day: dt.date) -> str:
-    return f"{SUITE_NAME} batch {day.isoformat()}"
+def contract_label(settings: Settings, day: dt.date) -> str:
+    return f"{suite_name(settings.spec)} batch {day.isoformat()}"
 
 
 def _write_quarantine(
@@ -338,7 +386,7 @@ def _write_quarantine(
     def write(folder: Path) -> None:
         table = pa.Table.from_pandas(rows, preserve_index=False)
         pq.write_table(table, folder / DATA_FILE)
-        _manifest(folder, report)
+        _manifest(settings, folder, report)
 
     report.quarantine_partition = str(
         storage.replace_partition(settings.quarantine_dir, day, write)
@@ -349,27 +397,34 @@ def _write_validated(
     settings: Settings, day: dt.date, clean: pd.DataFrame, report: IngestionReport
 ) -> None:
     report.validated_partition = str(storage.partition_dir(settings.lake_dir, day))
+    schema = lake_schema(settings.spec)
 
     def write(folder: Path) -> None:
         path = folder / DATA_FILE
-        with pq.ParquetWriter(path, LAKE_SCHEMA) as writer:
+        with pq.ParquetWriter(path, schema) as writer:
             for start in range(0, len(clean), WRITE_CHUNK_ROWS):
                 chunk = clean.iloc[start : start + WRITE_CHUNK_ROWS]
                 table = pa.Table.from_pandas(chunk, preserve_index=False)
-                writer.write_table(table.select(LAKE_SCHEMA.names).cast(LAKE_SCHEMA))
-        _manifest(folder, report, content_sha256=file_sha256(path))
+                writer.write_table(table.select(schema.names).cast(schema))
+        _manifest(settings, folder, report, content_sha256=file_sha256(path))
 
     storage.replace_partition(settings.lake_dir, day, write)
 
 
-def _manifest(folder: Path, report: IngestionReport, content_sha256: str | None = None) -> None:
+def _manifest(
+    settings: Settings,
+    folder: Path,
+    report: IngestionReport,
+    content_sha256: str | None = None,
+) -> None:
     storage.write_json(
         folder / storage.MANIFEST,
         {
             "date": report.day,
+            "dataset": report.dataset,
             "status": report.status,
             "validation_id": report.validation_id,
-            "suite": SUITE_NAME,
+            "suite": suite_name(settings.spec),
             "suite_version": SUITE_VERSION,
             "landing_file": report.landing_file,
             "landing_sha256": report.landing_sha256,
@@ -384,36 +439,48 @@ def _manifest(folder: Path, report: IngestionReport, content_sha256: str | None 
 
 
 def _write_report(settings: Settings, day: dt.date, report: IngestionReport) -> None:
-    storage.write_json(
-        settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json", report.to_dict()
-    )
+    storage.write_json(report_path(settings, day), report.to_dict())
     write_prometheus_textfile(settings)
 
 
 def write_prometheus_textfile(settings: Settings) -> Path:
-    """The newest ingested day's figures (quarantine rate, rows, whether the batch passed) as a
-    Prometheus textfile for node exporter's textfile collector. Written from the newest day's
-    report, so re-running an older day never exports stale figures."""
+    """The newest ingested partition's figures (quarantine rate, rows, whether the batch passed)
+    as the dataset's Prometheus textfile for node exporter's textfile collector, every sample
+    labelled with the ``dataset`` and the ``model`` it feeds. Written from the newest
+    partition's report, so re-running an older partition never exports stale figures."""
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-    folder = settings.reports_dir / "ingestion"
-    newest = max(folder.glob("date=*.json"))  # ISO dates sort in time order
+    spec = settings.spec
+    newest = max(_reports_folder(settings).glob("date=*.json"))  # ISO dates sort in time order
     report = json.loads(newest.read_text())
     metrics = CollectorRegistry()
-    day = dt.datetime.combine(dt.date.fromisoformat(report["day"]), dt.time(), tzinfo=dt.UTC)
+    names = ["dataset", "model"]
+    labels = {"dataset": spec.dataset, "model": spec.model_name}
+    start = dt.datetime.combine(dt.date.fromisoformat(report["day"]), dt.time(), tzinfo=dt.UTC)
     Gauge(
-        "mlops_ingestion_day_timestamp_seconds", "Ingested day (UTC midnight)", registry=metrics
-    ).set(day.timestamp())
+        "mlops_ingestion_day_timestamp_seconds",
+        "Start of the ingested partition (UTC midnight of its first day)",
+        names,
+        registry=metrics,
+    ).labels(**labels).set(start.timestamp())
     landed = report["rows_landed"]
     Gauge(
-        "mlops_quarantine_rate", "Quarantined share of the day's landed rows", registry=metrics
-    ).set(report["rows_quarantined"] / landed if landed else 0.0)
-    rows = Gauge("mlops_ingestion_rows", "Rows of the day's batch", ["kind"], registry=metrics)
+        "mlops_quarantine_rate",
+        "Quarantined share of the partition's landed rows",
+        names,
+        registry=metrics,
+    ).labels(**labels).set(report["rows_quarantined"] / landed if landed else 0.0)
+    rows = Gauge(
+        "mlops_ingestion_rows", "Rows of the partition's batch", [*names, "kind"], registry=metrics
+    )
     for kind in ("landed", "valid", "quarantined"):
-        rows.labels(kind=kind).set(report[f"rows_{kind}"])
+        rows.labels(**labels, kind=kind).set(report[f"rows_{kind}"])
     Gauge(
-        "mlops_ingestion_batch_passed", "1 when the day's batch was validated", registry=metrics
-    ).set(1 if report["status"] == "validated" else 0)
-    path = folder / PROMETHEUS_FILE
+        "mlops_ingestion_batch_passed",
+        "1 when the partition's batch was validated",
+        names,
+        registry=metrics,
+    ).labels(**labels).set(1 if report["status"] == "validated" else 0)
+    path = prometheus_textfile(settings)
     write_to_textfile(str(path), metrics)  # writes a temporary file and renames it
     return path

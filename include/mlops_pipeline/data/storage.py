@@ -1,7 +1,8 @@
 """Where each partition of the data lives: the landing zone, the validated lake, quarantine.
 
 Partitions are Hive-style ``date=YYYY-MM-DD`` folders so Feast, DuckDB and pyarrow datasets read
-the lake directly. Files starting with ``_`` (manifests) are skipped by those readers.
+the lake directly; a partition is named by its first day (a weekly use case's by its Monday).
+Files starting with ``_`` (manifests) are skipped by those readers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_pipeline.config import DATASET
+if TYPE_CHECKING:
+    from mlops_pipeline.config import Settings
 
 LANDING_FORMATS = ("csv", "parquet")
 MANIFEST = "_manifest.json"
@@ -24,16 +26,21 @@ def partition_dir(root: Path, day: dt.date) -> Path:
     return root / f"date={day.isoformat()}"
 
 
-def landing_file(landing_dir: Path, day: dt.date, file_format: str = "csv") -> Path:
+def landing_file(settings: Settings, day: dt.date, file_format: str = "csv") -> Path:
+    """Where the partition holding ``day`` lands:
+    ``<landing_dir>/date=<first day>/<dataset>.<format>``."""
     if file_format not in LANDING_FORMATS:
         raise ValueError(f"landing format must be one of {LANDING_FORMATS}, not {file_format!r}")
-    return partition_dir(landing_dir, day) / f"{DATASET}.{file_format}"
+    spec = settings.spec
+    partition = spec.cadence.partition_of(day)
+    return partition_dir(settings.landing_dir, partition) / f"{spec.dataset}.{file_format}"
 
 
-def find_landing_file(landing_dir: Path, day: dt.date) -> Path | None:
-    """The day's landed file, whichever supported format it arrived in."""
+def find_landing_file(settings: Settings, day: dt.date) -> Path | None:
+    """The landed file of the partition holding ``day``, whichever supported format it
+    arrived in."""
     for file_format in LANDING_FORMATS:
-        path = landing_file(landing_dir, day, file_format)
+        path = landing_file(settings, day, file_format)
         if path.exists():
             return path
     return None

@@ -1,9 +1,17 @@
-"""The Great Expectations suite of the daily batch, kept in code and versioned with the repo.
+"""The Great Expectations suite of a use case's batch, derived from its declared contract.
+
+One suite per dataset (``<dataset>_<cadence>``), built from ``usecase.yaml``'s columns: the
+column set, each column's type, and per row its nulls (unless the column is ``nullable``),
+range and value set.
 
 Expectations come in two levels. *Batch* expectations (schema, types, row count) judge the file
-as a whole: if one fails, nothing in the batch can be trusted. *Row* expectations (nulls, ranges,
-value sets, uniqueness, timestamps inside the interval) point at individual rows, which are
-quarantined with the names of the expectations they failed.
+as a whole: if one fails, nothing in the batch can be trusted. *Row* expectations (nulls,
+ranges, value sets, uniqueness, timestamps inside the partition's interval) point at individual
+rows, which are quarantined with the names of the expectations they failed.
+
+A nullable column's nulls are valid rows. Nulls in a non-nullable number, category or
+timestamp column fail that row; in a non-nullable int or bool column they break the column's
+type (a whole-number column with holes is read as float), which rejects the batch naming it.
 """
 
 from __future__ import annotations
@@ -13,17 +21,18 @@ import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract
 from mlops_pipeline.data.contract import Kind
 
-SUITE_NAME = "customer_activity_daily"
+if TYPE_CHECKING:
+    from mlops_pipeline.config import Settings
+    from mlops_pipeline.usecases.spec import ColumnSpec, UseCaseSpec
+
 # Bump when the expectations change: it is part of every validation id and manifest.
 SUITE_VERSION = 1
 BATCH = "batch"
@@ -37,6 +46,8 @@ VALIDATED_DTYPES: dict[Kind, str] = {
     Kind.BOOL: "bool",
     Kind.TIMESTAMP: "datetime64[ns, UTC]",
 }
+# A nullable int or bool column is conformed to pandas' nullable dtype, so its nulls stay nulls.
+NULLABLE_DTYPES: dict[Kind, str] = {Kind.INT: "Int64", Kind.BOOL: "boolean"}
 
 # result_format for row-level outcomes: every failing row index, but not the failing values
 # (they are in the quarantine file) nor GX's pandas query string (a copy of every index).
@@ -94,9 +105,22 @@ def expectation_name(expectation_type: str, kwargs: dict[str, Any]) -> str:
     return f"{expectation_type}({target})" if target else expectation_type
 
 
-def build_suite(min_rows: int, max_rows: int) -> Any:
-    """The suite for one daily batch. The interval bounds are suite parameters
-    (``interval_start``, ``interval_end``) supplied at run time, so one suite serves every day."""
+def validated_dtype(column: ColumnSpec) -> str:
+    """The dtype a column is validated as (and ``conform_types`` conforms it to)."""
+    if column.nullable and column.kind in NULLABLE_DTYPES:
+        return NULLABLE_DTYPES[column.kind]
+    return VALIDATED_DTYPES[column.kind]
+
+
+def suite_name(spec: UseCaseSpec) -> str:
+    """The dataset's suite, e.g. ``<dataset>_daily``: one per dataset and cadence."""
+    return f"{spec.dataset}_{spec.cadence.value}"
+
+
+def build_suite(spec: UseCaseSpec, min_rows: int, max_rows: int) -> Any:
+    """The suite for one batch of ``spec``'s dataset. The partition's bounds are suite
+    parameters (``interval_start``, ``interval_end``) supplied at run time, so one suite serves
+    every partition."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -104,63 +128,78 @@ def build_suite(min_rows: int, max_rows: int) -> Any:
     row = {"level": ROW}
     expectations: list[Any] = [
         gxe.ExpectTableColumnsToMatchSet(
-            column_set=list(contract.COLUMN_NAMES), exact_match=True, meta=batch
+            column_set=list(spec.column_names), exact_match=True, meta=batch
         ),
         gxe.ExpectTableRowCountToBeBetween(min_value=min_rows, max_value=max_rows, meta=batch),
     ]
-    for col in contract.COLUMNS:
+    for name, col in spec.columns.items():
         expectations.append(
-            gxe.ExpectColumnTypeToBe(column=col.name, type_=VALIDATED_DTYPES[col.kind], meta=batch)
+            gxe.ExpectColumnTypeToBe(column=name, type_=validated_dtype(col), meta=batch)
         )
-        # int64 and bool columns cannot hold a null once their type is confirmed.
-        if col.kind not in (Kind.INT, Kind.BOOL):
-            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name, meta=row))
+        # A non-nullable int64 or bool column cannot hold a null once its type is confirmed
+        # (and each column-map expectation costs a copy of the frame in Great Expectations).
+        if not col.nullable and col.kind not in (Kind.INT, Kind.BOOL):
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=name, meta=row))
+        # Column-map expectations skip nulls: a nullable column's nulls pass the rest.
         if col.values is not None:
             expectations.append(
-                gxe.ExpectColumnValuesToBeInSet(
-                    column=col.name, value_set=list(col.values), meta=row
-                )
+                gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(col.values), meta=row)
             )
-        if col.minimum is not None or col.maximum is not None:
+        if col.min is not None or col.max is not None:
             expectations.append(
                 gxe.ExpectColumnValuesToBeBetween(
-                    column=col.name, min_value=col.minimum, max_value=col.maximum, meta=row
+                    column=name, min_value=col.min, max_value=col.max, meta=row
                 )
             )
     expectations += [
         gxe.ExpectColumnValuesToBeBetween(
-            column=contract.EVENT_TIMESTAMP,
+            column=spec.timestamp,
             min_value={"$PARAMETER": "interval_start"},
             max_value={"$PARAMETER": "interval_end"},
             strict_max=True,
             meta=row,
         ),
         gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=[contract.ENTITY_KEY, contract.EVENT_TIMESTAMP], meta=row
+            column_list=[spec.entity.key, spec.timestamp], meta=row
         ),
     ]
     return gx.ExpectationSuite(
-        name=SUITE_NAME, expectations=expectations, meta={"suite_version": SUITE_VERSION}
+        name=suite_name(spec), expectations=expectations, meta={"suite_version": SUITE_VERSION}
     )
 
 
-def conform_types(table: pa.Table) -> pd.DataFrame:
+_NULLABLE_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def conform_types(spec: UseCaseSpec, table: pa.Table) -> pd.DataFrame:
     """The frame to validate, from the table as read.
 
     Widens only what is lossless to widen, so type expectations judge meaning, not spelling:
-    whole-number charges read as int become float, any UTC timestamp unit becomes ns, text in a
-    categorical column becomes ``category``. Anything else (a tz-naive timestamp, text in a
-    number column) is left for the suite to reject.
+    whole numbers read as int in a float column become float, any UTC timestamp unit becomes
+    ns, text in a categorical column becomes ``category``, a nullable int or bool column
+    becomes pandas' nullable Int64 or boolean (so its nulls stay nulls, not a float column).
+    Anything else (a tz-naive timestamp, text in a number column) is left for the suite to
+    reject.
 
     It works on the Arrow table so pandas receives consolidated blocks in one conversion: Great
     Expectations copies the whole frame for every column-map expectation, and that copy is only
     cheap on a consolidated frame whose categories are small codes, not Python strings.
     """
-    for col in contract.COLUMNS:
-        if col.name not in table.column_names:
+    nullable: dict[str, pa.ChunkedArray] = {}
+    for name, col in spec.columns.items():
+        if name not in table.column_names:
             continue
-        index = table.schema.get_field_index(col.name)
+        index = table.schema.get_field_index(name)
         arrow_type = table.schema.field(index).type
+        if col.nullable and col.kind in (Kind.INT, Kind.BOOL):
+            target = pa.int64() if col.kind is Kind.INT else pa.bool_()
+            if pa.types.is_null(arrow_type):  # a column of nulls only
+                nullable[name] = pa.chunked_array([pa.nulls(len(table), target)])
+            elif (col.kind is Kind.INT and pa.types.is_integer(arrow_type)) or (
+                col.kind is Kind.BOOL and pa.types.is_boolean(arrow_type)
+            ):
+                nullable[name] = table.column(index).cast(target)
+            continue
         if col.kind is Kind.FLOAT and pa.types.is_integer(arrow_type):
             column = table.column(index).cast(pa.float64())
         elif (
@@ -173,19 +212,26 @@ def conform_types(table: pa.Table) -> pd.DataFrame:
             pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
         ):
             column = table.column(index).dictionary_encode()
+        elif col.kind is Kind.FLOAT and pa.types.is_null(arrow_type):  # nulls only
+            column = pa.chunked_array([pa.nulls(len(table), pa.float64())])
+        elif col.kind is Kind.CATEGORY and pa.types.is_null(arrow_type):
+            column = pa.chunked_array([pa.nulls(len(table), pa.string())]).dictionary_encode()
         else:
             continue
-        table = table.set_column(index, col.name, column)
-    return table.to_pandas()
+        table = table.set_column(index, name, column)
+    frame = table.to_pandas()
+    for name, column in nullable.items():
+        frame[name] = column.to_pandas(types_mapper=_NULLABLE_PANDAS_TYPES.get).array
+    return frame
 
 
 class GxProject:
     """The file-backed Great Expectations project under ``MLOPS_HOME/gx``: it keeps every
-    validation result and renders the Data Docs site under ``MLOPS_HOME/reports/data_docs``."""
+    validation result and renders the Data Docs site under ``MLOPS_HOME/reports/data_docs``.
+    Every dataset has its own datasource, asset, suite and checkpoint, named after it, so the
+    use cases share one project without overwriting each other's."""
 
-    DATASOURCE = "customer_activity_landing"
-    ASSET = "customer_activity_daily_frame"
-    BATCH_DEFINITION = "whole_day"
+    BATCH_DEFINITION = "whole_partition"
     SITE = "mlops_site"
 
     def __init__(self, settings: Settings) -> None:
@@ -193,6 +239,10 @@ class GxProject:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.settings = settings
+        self.spec = settings.spec
+        self.suite_name = suite_name(self.spec)
+        self.datasource = f"{self.spec.dataset}_landing"
+        self.asset = f"{self.suite_name}_frame"
         settings.gx_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -214,15 +264,15 @@ class GxProject:
     def _validation_definition(self) -> Any:
         import great_expectations as gx
 
-        datasource = self.context.data_sources.add_or_update_pandas(self.DATASOURCE)
-        asset = datasource.add_dataframe_asset(self.ASSET)
+        datasource = self.context.data_sources.add_or_update_pandas(self.datasource)
+        asset = datasource.add_dataframe_asset(self.asset)
         batch_definition = asset.add_batch_definition_whole_dataframe(self.BATCH_DEFINITION)
         suite = self.context.suites.add_or_update(
-            build_suite(self.settings.min_batch_rows, self.settings.max_batch_rows)
+            build_suite(self.spec, self.settings.min_batch_rows, self.settings.max_batch_rows)
         )
         return self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(
-                name=f"{SUITE_NAME}_v{SUITE_VERSION}", data=batch_definition, suite=suite
+                name=f"{self.suite_name}_v{SUITE_VERSION}", data=batch_definition, suite=suite
             )
         )
 
@@ -239,13 +289,13 @@ class GxProject:
         definition = self._validation_definition()
         checkpoint = self.context.checkpoints.add_or_update(
             gx.Checkpoint(
-                name=f"{SUITE_NAME}_checkpoint",
+                name=f"{self.suite_name}_checkpoint",
                 validation_definitions=[definition],
                 actions=[],
                 result_format=RESULT_FORMAT,
             )
         )
-        # run_time is the interval start, not "now": a re-run of a day stores its result under
+        # run_time is the interval start, not "now": a re-run of a partition stores its result under
         # the same key instead of piling up copies.
         run_id = RunIdentifier(run_name=validation_id, run_time=interval_start)
         result = checkpoint.run(

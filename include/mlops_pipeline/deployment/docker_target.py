@@ -1,7 +1,7 @@
 """Deploy target for Docker Compose: restart the model-server container after a promotion.
 
 The model server notices a moved ``champion`` alias by itself within
-``MLOPS_SERVING_POLL_SECONDS``; on Compose, ``deploy_churn_model`` can also restart its
+``MLOPS_SERVING_POLL_SECONDS``; on Compose, a use case's deploy DAG can also restart its
 container through the Docker provider (``DockerHook``: the Docker SDK's ``APIClient`` on
 ``MLOPS_DOCKER_URL``), so the new champion is loaded by a fresh process at once. Off unless
 ``MLOPS_MODEL_SERVER_CONTAINER`` names the container. With ``MLOPS_SERVING_URL`` set, the
@@ -16,13 +16,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mlops_pipeline.config import Settings
+from mlops_pipeline.failures import PermanentFailure
 
 # Seconds the container gets to stop gracefully before Docker kills it.
 STOP_TIMEOUT_SECONDS = 20
 
 
-class DeployTargetError(RuntimeError):
-    """The container did not come back running after the restart."""
+class DeployTargetError(PermanentFailure):
+    """The deploy target is not configured, or the container did not come back running after
+    the restart (a retry would restart it again: a person has to look)."""
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Promotion gates: may a challenger replace the champion?
 
-Configured in one place (``DEFAULT_GATES``). A challenger is promoted only when every check
-passes: absolute floors on quality, no regression beyond a margin against the champion on any
+Configured by the use case's declaration only (``GateConfig.from_spec``: the gated metrics and
+their directions, bounds and margins, the primary metric, the segment margin and the budgets;
+the defaults per task type live in the spec). A challenger is promoted only when every check
+passes: absolute bounds on quality (a metric declared with an infinite bound is gated against
+the champion only), no regression beyond a margin against the champion on any
 gated metric (absolute and relative, with each metric's direction), no segment regressing
 beyond its margin, calibration, latency and size budgets, and a signature the serving schema
 accepts; against an existing champion it must also be strictly better on the primary metric,
@@ -10,9 +13,13 @@ so ties never promote. The first model is promoted when it clears the floors and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_pipeline.usecases.spec import UseCaseSpec
 
 
 @dataclass(frozen=True)
@@ -28,26 +35,39 @@ class MetricGate:
 
 @dataclass(frozen=True)
 class GateConfig:
-    metrics: tuple[MetricGate, ...] = (
-        MetricGate("roc_auc", True, bound=0.70, max_abs_regression=0.01, max_rel_regression=0.015),
-        MetricGate("pr_auc", True, bound=0.35, max_abs_regression=0.02, max_rel_regression=0.05),
-        MetricGate("log_loss", False, bound=0.60, max_abs_regression=0.01, max_rel_regression=0.03),
-        # Calibration: Brier score (lower is better).
-        MetricGate("brier", False, bound=0.20, max_abs_regression=0.005, max_rel_regression=0.04),
-    )
-    primary_metric: str = "roc_auc"
+    metrics: tuple[MetricGate, ...]
+    primary_metric: str
     # Each segment's primary metric may fall at most this much below the champion's.
-    segment_max_abs_regression: float = 0.03
+    segment_max_abs_regression: float
     # Segments with fewer holdout rows are too noisy to gate on.
-    segment_min_rows: int = 500
-    p99_latency_budget_ms: float = 50.0
-    model_size_budget_mb: float = 50.0
+    segment_min_rows: int
+    p99_latency_budget_ms: float
+    model_size_budget_mb: float
+
+    @classmethod
+    def from_spec(cls, spec: UseCaseSpec) -> GateConfig:
+        """The gates the use case declares (its task type's defaults where it declares none)."""
+        gates = spec.gates
+        return cls(
+            metrics=tuple(
+                MetricGate(
+                    metric=g.metric,
+                    higher_is_better=g.higher_is_better,
+                    bound=g.bound,
+                    max_abs_regression=g.max_abs_regression,
+                    max_rel_regression=g.max_rel_regression,
+                )
+                for g in spec.gate_metrics
+            ),
+            primary_metric=spec.primary_metric,
+            segment_max_abs_regression=gates.segment_max_abs_regression,
+            segment_min_rows=gates.segment_min_rows,
+            p99_latency_budget_ms=gates.p99_latency_budget_ms,
+            model_size_budget_mb=gates.model_size_budget_mb,
+        )
 
     def gate(self, metric: str) -> MetricGate:
         return next(g for g in self.metrics if g.metric == metric)
-
-
-DEFAULT_GATES = GateConfig()
 
 
 @dataclass(frozen=True)
@@ -55,7 +75,7 @@ class Scores:
     """What the gates look at for one model, measured on the frozen holdout."""
 
     metrics: Mapping[str, float]
-    # segment name (e.g. "plan=basic") -> (rows, primary metric value)
+    # segment ("<column>=<value>") -> (rows, primary metric value)
     segments: Mapping[str, tuple[int, float]] = field(default_factory=dict)
     p99_latency_ms: float = 0.0
     model_size_mb: float = 0.0
@@ -99,17 +119,38 @@ class GateReport:
         }
 
 
+def _allowed(gate: MetricGate, champion: float) -> float:
+    """The regression tolerated against ``champion``: the tighter of the absolute and the
+    relative margin (an infinite margin does not bind)."""
+    rate = gate.max_rel_regression
+    relative = rate * abs(champion) if math.isfinite(rate) else math.inf
+    return min(gate.max_abs_regression, relative)
+
+
+def _amount(value: float) -> str:
+    return f"{value:.4f}" if math.isfinite(value) else "any"
+
+
 def _worse_by(gate: MetricGate, challenger: float, champion: float) -> float:
     """How much worse the challenger is (positive) or better (negative), in metric units."""
     return champion - challenger if gate.higher_is_better else challenger - champion
 
 
-def evaluate_gates(
-    challenger: Scores, champion: Scores | None, config: GateConfig = DEFAULT_GATES
-) -> GateReport:
+def evaluate_gates(challenger: Scores, champion: Scores | None, config: GateConfig) -> GateReport:
     checks: list[Check] = []
     for gate in config.metrics:
         value = challenger.metrics[gate.metric]
+        if not math.isfinite(gate.bound):
+            checks.append(
+                Check(
+                    f"floor:{gate.metric}",
+                    value,
+                    None,
+                    not math.isnan(value),
+                    f"{value:.4f}: no bound declared (gated against the champion only)",
+                )
+            )
+            continue
         ok = value >= gate.bound if gate.higher_is_better else value <= gate.bound
         relation = ">=" if gate.higher_is_better else "<="
         checks.append(
@@ -156,7 +197,7 @@ def evaluate_gates(
     for gate in config.metrics:
         new, old = challenger.metrics[gate.metric], champion.metrics[gate.metric]
         worse = _worse_by(gate, new, old)
-        allowed = min(gate.max_abs_regression, gate.max_rel_regression * abs(old))
+        allowed = _allowed(gate, old)
         checks.append(
             Check(
                 f"regression:{gate.metric}",
@@ -164,7 +205,7 @@ def evaluate_gates(
                 old,
                 worse <= allowed,
                 f"challenger {new:.4f} vs champion {old:.4f}: worse by {max(worse, 0):.4f}, "
-                f"allowed {allowed:.4f}",
+                f"allowed {_amount(allowed)}",
             )
         )
     primary = config.gate(config.primary_metric)

@@ -1,40 +1,40 @@
 """Gated deployment: score challenger and champion on the same frozen holdout, decide with
 the gates, move aliases, and keep a decision record of every run, pass or fail.
 
+Works alike for both task types: a classifier is scored by its probabilities at its own
+version's threshold, a regressor by its predictions; the metrics, gates, segments and names
+all come from the use case's declaration (``settings.spec``).
+
 Alias moves are the only writes here; the deploy and rollback DAGs serialize them through a
 one-slot pool, so two runs can never interleave ``previous_champion`` and ``champion``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract
 from mlops_pipeline.deployment import registry
-from mlops_pipeline.deployment.gates import (
-    DEFAULT_GATES,
-    GateConfig,
-    GateReport,
-    Scores,
-    evaluate_gates,
-)
-from mlops_pipeline.features.access import build_training_set
-from mlops_pipeline.training.model import MODEL_FEATURES, SEGMENT_COLUMNS, classification_metrics
+from mlops_pipeline.deployment.gates import GateConfig, GateReport, Scores, evaluate_gates
+from mlops_pipeline.failures import PermanentFailure
+
+if TYPE_CHECKING:
+    from mlops_pipeline.usecases.spec import UseCaseSpec
 
 LATENCY_CALLS = 200
-DECISIONS_DIR = "decisions"
+# The run's artifact folder of decision records.
+DECISIONS_ARTIFACTS = "decisions"
+MLFLOW_TYPES = {"category": "string", "bool": "boolean", "number": "double"}
 
 
-class DeploymentError(RuntimeError):
+class DeploymentError(PermanentFailure):
     """A deployment step could not complete as required (verification, missing model)."""
 
 
@@ -42,7 +42,7 @@ class DeploymentError(RuntimeError):
 class ModelScore:
     version: str
     run_id: str
-    threshold: float
+    threshold: float | None  # None for a regressor
     scores: Scores
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,17 +76,11 @@ class Holdout:
         }
 
 
-def serving_schema() -> dict[str, str]:
+def serving_schema(spec: UseCaseSpec) -> dict[str, str]:
     """Input column -> MLflow type the serving app sends (``training.model_inputs``)."""
-    kinds = {}
-    for name in MODEL_FEATURES:
-        if name in contract.CATEGORICAL_FEATURES:
-            kinds[name] = "string"
-        elif name in contract.BOOLEAN_FEATURES:
-            kinds[name] = "boolean"
-        else:
-            kinds[name] = "double"
-    return kinds
+    from mlops_pipeline.training.model import input_kinds
+
+    return {name: MLFLOW_TYPES[kind] for name, kind in input_kinds(spec).items()}
 
 
 def holdout_window(tracking: Any, run_id: str) -> tuple[dt.date, dt.date]:
@@ -105,22 +99,41 @@ def _load(name: str, version: str) -> tuple[Any, float]:
     return mlflow.pyfunc.load_model(local), size_mb
 
 
-def score_model(name: str, version: Any, holdout_frame: Any) -> ModelScore:
-    from mlops_pipeline.training.model import model_inputs
+def version_threshold(spec: UseCaseSpec, model: Any, version: str) -> float | None:
+    """A classifier version's own decision threshold (from its metadata); None for a
+    regressor."""
+    if not spec.is_classifier:
+        return None
+    metadata = model.metadata.metadata or {}
+    if metadata.get("threshold") is None:
+        raise DeploymentError(f"{spec.model_name} v{version} has no threshold in its metadata")
+    return float(metadata["threshold"])
 
-    model, size_mb = _load(name, str(version.version))
-    threshold = float(model.metadata.metadata["threshold"])
-    inputs = model_inputs(holdout_frame)
-    probabilities = np.asarray(model.predict(inputs))[:, 1]
-    labels = holdout_frame[contract.LABEL].to_numpy()
-    metrics = classification_metrics(labels, probabilities, threshold)
+
+def holdout_scores(spec: UseCaseSpec, model: Any, inputs: Any) -> np.ndarray:
+    """What the pyfunc model answers, as scores: the positive-class probability of a
+    classifier (``predict_proba``), the prediction of a regressor (``predict``)."""
+    answer = np.asarray(model.predict(inputs), dtype="float64")
+    return answer[:, 1] if spec.is_classifier else answer.reshape(-1)
+
+
+def score_model(spec: UseCaseSpec, version: Any, holdout_frame: Any) -> ModelScore:
+    from mlops_pipeline.training.model import evaluation_metrics, model_inputs
+
+    model, size_mb = _load(spec.model_name, str(version.version))
+    threshold = version_threshold(spec, model, str(version.version))
+    inputs = model_inputs(spec, holdout_frame)
+    scores = holdout_scores(spec, model, inputs)
+    labels = holdout_frame[spec.label].to_numpy()
+    metrics = evaluation_metrics(spec, labels, scores, threshold)
     segments = {}
-    for column in SEGMENT_COLUMNS:
-        for value in sorted(holdout_frame[column].astype(str).unique()):
-            mask = (holdout_frame[column].astype(str) == value).to_numpy()
-            if len(np.unique(labels[mask])) == 2:
-                segment = classification_metrics(labels[mask], probabilities[mask], threshold)
-                segments[f"{column}={value}"] = (int(mask.sum()), segment["roc_auc"])
+    for column in spec.segments:
+        values = holdout_frame[column].astype(str)
+        for value in sorted(values.unique()):
+            mask = (values == value).to_numpy()
+            if len(np.unique(labels[mask])) >= 2:
+                segment = evaluation_metrics(spec, labels[mask], scores[mask], threshold)
+                segments[f"{column}={value}"] = (int(mask.sum()), segment[spec.primary_metric])
     from threadpoolctl import threadpool_limits
 
     from mlops_pipeline.serving.scorer import scorer_for
@@ -128,13 +141,13 @@ def score_model(name: str, version: Any, holdout_frame: Any) -> ModelScore:
     # Timed as served: the model server's scorer (compiled when exact), one OpenMP thread
     # (`mlops-pipeline serve` sets it; on a busy machine the trees' OpenMP threads otherwise
     # wait on each other for seconds per single-row call).
-    scorer = scorer_for(model.get_raw_model())
+    scorer = scorer_for(model.get_raw_model(), spec)
     one_row = inputs.head(1).to_dict("list")
     timings = []
     with threadpool_limits(limits=1, user_api="openmp"):
         for _ in range(LATENCY_CALLS):
             started = time.perf_counter()
-            scorer.predict_proba(one_row)
+            scorer.score(one_row)
             timings.append((time.perf_counter() - started) * 1000)
     schema = model.metadata.get_input_schema()
     declared = {col.name: col.type.name for col in schema.inputs} if schema else {}
@@ -147,7 +160,7 @@ def score_model(name: str, version: Any, holdout_frame: Any) -> ModelScore:
             segments=segments,
             p99_latency_ms=float(np.percentile(timings, 99)),
             model_size_mb=size_mb,
-            signature_compatible=declared == serving_schema(),
+            signature_compatible=declared == serving_schema(spec),
         ),
     )
 
@@ -178,8 +191,8 @@ class Evaluation:
 
 
 def gate_config(settings: Settings) -> GateConfig:
-    """The gates, with the latency budget of this deployment (``MLOPS_P99_LATENCY_BUDGET_MS``)."""
-    return dataclasses.replace(DEFAULT_GATES, p99_latency_budget_ms=settings.p99_latency_budget_ms)
+    """The gates the use case declares (``gates`` in its ``usecase.yaml``)."""
+    return GateConfig.from_spec(settings.spec)
 
 
 def evaluate_challenger(
@@ -187,9 +200,12 @@ def evaluate_challenger(
 ) -> Evaluation:
     """Re-score challenger and champion on the same holdout and run the gates (``config``:
     default ``gate_config(settings)``)."""
+    from mlops_pipeline.features.access import build_training_set
+
+    spec = settings.spec
     config = config or gate_config(settings)
     tracking = registry.client(settings)
-    name = settings.registered_model_name
+    name = spec.model_name
     challenger = (
         tracking.get_model_version(name, version)
         if version
@@ -203,8 +219,10 @@ def evaluate_challenger(
     start, end = holdout_window(tracking, challenger.run_id)
     frame = build_training_set(settings, start, end)
     holdout = Holdout(start, end, len(frame.frame), frame.partitions)
-    challenger_score = score_model(name, challenger, frame.frame)
-    champion_score = score_model(name, champion, frame.frame) if champion else None
+    if frame.frame.empty:
+        raise DeploymentError(f"{name}: the holdout {start}..{end} holds no rows")
+    challenger_score = score_model(spec, challenger, frame.frame)
+    champion_score = score_model(spec, champion, frame.frame) if champion else None
     report = evaluate_gates(
         challenger_score.scores, champion_score.scores if champion_score else None, config
     )
@@ -215,7 +233,7 @@ def promote(settings: Settings, version: str) -> dict[str, str | None]:
     """``previous_champion`` -> the old champion, then ``champion`` -> ``version``; re-read
     both and verify."""
     tracking = registry.client(settings)
-    name = settings.registered_model_name
+    name = settings.spec.model_name
     old = registry.version_for_alias(tracking, name, registry.CHAMPION)
     if old is not None:
         tracking.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, str(old.version))
@@ -230,7 +248,7 @@ def rollback(settings: Settings, target: str = registry.PREVIOUS_CHAMPION) -> di
     """Point ``champion`` at ``target`` (a version number or an alias); the replaced champion
     becomes ``previous_champion``, so a rollback can itself be undone."""
     tracking = registry.client(settings)
-    name = settings.registered_model_name
+    name = settings.spec.model_name
     current = registry.version_for_alias(tracking, name, registry.CHAMPION)
     if target.isdigit():
         wanted = tracking.get_model_version(name, target)
@@ -263,9 +281,9 @@ def write_decision_record(
     record: dict[str, Any],
     attach_to_run: str | None,
 ) -> Path:
-    """Keep the record under ``MLOPS_HOME/reports/decisions`` (JSON and Markdown) and log both
-    on the challenger's run."""
-    folder = settings.reports_dir / DECISIONS_DIR
+    """Keep the record under the use case's ``settings.decisions_dir`` (JSON and Markdown) and
+    log both on the challenger's run."""
+    folder = settings.decisions_dir
     folder.mkdir(parents=True, exist_ok=True)
     stamp = record["decided_at"].replace(":", "").replace("-", "")
     stem = f"{stamp}-{record['action']}-v{record.get('version')}"
@@ -274,8 +292,8 @@ def write_decision_record(
     (folder / f"{stem}.md").write_text(decision_markdown(record))
     if attach_to_run:
         tracking = registry.client(settings)
-        tracking.log_artifact(attach_to_run, str(json_path), DECISIONS_DIR)
-        tracking.log_artifact(attach_to_run, str(folder / f"{stem}.md"), DECISIONS_DIR)
+        tracking.log_artifact(attach_to_run, str(json_path), DECISIONS_ARTIFACTS)
+        tracking.log_artifact(attach_to_run, str(folder / f"{stem}.md"), DECISIONS_ARTIFACTS)
     return json_path
 
 
@@ -315,12 +333,14 @@ def decision_markdown(record: dict[str, Any]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "none"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def tag_decision(settings: Settings, version: str, outcome: str, reasons: list[str]) -> None:
     tracking = registry.client(settings)
-    name = settings.registered_model_name
+    name = settings.spec.model_name
     tracking.set_model_version_tag(name, version, f"{registry.TAG_PREFIX}decision", outcome)
     tracking.set_model_version_tag(
         name, version, f"{registry.TAG_PREFIX}decision_reasons", "; ".join(reasons)[:4000]
@@ -354,7 +374,7 @@ def decision_record(
 
 def decision_records(settings: Settings, limit: int = 5) -> list[tuple[Path, dict[str, Any]]]:
     """The newest decision records in full, newest first, with their JSON files."""
-    folder = settings.reports_dir / DECISIONS_DIR
+    folder = settings.decisions_dir
     if not folder.exists():
         return []
     paths = sorted(folder.glob("*.json"))[-limit:]
@@ -368,18 +388,20 @@ def latest_decisions(settings: Settings, limit: int = 5) -> list[dict[str, Any]]
     ]
 
 
-class SmokeTestFailed(RuntimeError):
+class SmokeTestFailed(PermanentFailure):
     """The serving endpoint did not serve the promoted version in time."""
 
 
 def smoke_test(settings: Settings, version: str) -> dict[str, Any]:
     """Ask the running model server for ``version`` until the timeout: ``GET /model`` must
-    report it, ``POST /predict`` must answer with it and ``/metrics`` must show no worker
-    still serving another version (a server with several workers swaps each on its own)."""
+    report it, ``POST /predict`` (one entity, features from the online store) must answer
+    with it and ``/metrics`` must show no worker still serving another version (a server with
+    several workers swaps each on its own)."""
     import httpx
 
     from mlops_pipeline.serving.metrics import served_versions
 
+    request = smoke_request(settings.spec)
     base = settings.serving_url.rstrip("/")
     deadline = time.monotonic() + settings.smoke_timeout_seconds
     last = "no answer"
@@ -387,7 +409,7 @@ def smoke_test(settings: Settings, version: str) -> dict[str, Any]:
         try:
             served = httpx.get(f"{base}/model", timeout=5).json().get("version")
             if served == version:
-                answer = httpx.post(f"{base}/predict", json={"customer_ids": [1]}, timeout=10)
+                answer = httpx.post(f"{base}/predict", json=request, timeout=10)
                 if answer.status_code == 200 and answer.json()["model_version"] == version:
                     exposition = httpx.get(f"{base}/metrics", timeout=5).text
                     others = served_versions(exposition, registry.CHAMPION) - {version}
@@ -407,10 +429,18 @@ def smoke_test(settings: Settings, version: str) -> dict[str, Any]:
     )
 
 
+def smoke_request(spec: UseCaseSpec) -> dict[str, Any]:
+    """The smoke test's ``/predict`` body: one entity by key (an unknown one is answered under
+    ``unknown``, which still proves the version answers)."""
+    key = spec.entity.key
+    lowest = spec.column(key).min
+    return {"entities": {key: [int(lowest) if lowest is not None else 1]}}
+
+
 def undo_promotion(settings: Settings, aliases: dict[str, str | None]) -> dict[str, str | None]:
     """Put ``champion`` back where it was before ``promote`` (or remove it for a first model)."""
     tracking = registry.client(settings)
-    name = settings.registered_model_name
+    name = settings.spec.model_name
     previous = aliases.get("previous_champion")
     if previous:
         tracking.set_registered_model_alias(name, registry.CHAMPION, previous)

@@ -1,28 +1,37 @@
 """The MLflow side: tracking runs, the registered model and its aliases.
 
 Aliases, never the deprecated stages: ``challenger`` (the newest trained version),
-``champion`` (serving), ``previous_champion`` (rollback target).
+``champion`` (serving), ``previous_champion`` (rollback target). The experiments and the
+registered model are named by the use case's declaration (``spec.training_experiment``,
+``spec.model_name``).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_pipeline.config import Settings
+from mlops_pipeline.failures import PermanentFailure, TransientFailure
+
+if TYPE_CHECKING:
+    from mlops_pipeline.usecases.spec import UseCaseSpec
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
-TRAINING_EXPERIMENT = "churn-training"
 
 # Tag keys every version carries: where it came from.
 TAG_PREFIX = "mlops."
 
 
-class TrackingUnavailable(ConnectionError):
+class TrackingUnavailable(TransientFailure, ConnectionError):
     """The tracking server did not answer: transient, worth retrying with backoff."""
+
+
+class RegistrationFailed(PermanentFailure):
+    """The registry reports that a model version failed to register."""
 
 
 def client(settings: Settings) -> Any:
@@ -55,14 +64,29 @@ def experiment_id(tracking: Any, settings: Settings, name: str) -> str:
     return tracking.create_experiment(name, artifact_location=location)
 
 
+def ensure_registered_model(tracking: Any, spec: UseCaseSpec) -> None:
+    """Create the use case's registered model, described by its declaration, if missing."""
+    name = spec.model_name
+    if tracking.search_registered_models(f"name='{name}'") == []:
+        tracking.create_registered_model(
+            name,
+            description=spec.description,
+            tags={f"{TAG_PREFIX}usecase": spec.name, f"{TAG_PREFIX}task": spec.task.value},
+        )
+
+
 def wait_until_ready(tracking: Any, name: str, version: str, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         status = tracking.get_model_version(name, version).status
         if status == "READY":
             return
-        if status == "FAILED_REGISTRATION" or time.monotonic() > deadline:
-            raise RuntimeError(f"model {name} version {version} did not become ready: {status}")
+        if status == "FAILED_REGISTRATION":
+            raise RegistrationFailed(f"model {name} version {version} failed to register")
+        if time.monotonic() > deadline:
+            raise TrackingUnavailable(
+                f"model {name} version {version} is still {status} after {timeout_s:.0f} s"
+            )
         time.sleep(0.5)
 
 
@@ -76,11 +100,14 @@ def version_for_alias(tracking: Any, name: str, alias: str) -> Any | None:
 
 
 def registered_versions(settings: Settings, limit: int = 10) -> list[dict[str, Any]]:
-    """Newest versions with their aliases and key metrics (for ``status``)."""
+    """Newest versions with their aliases and test metrics (for ``status``): one
+    ``test_<metric>`` per gated metric of the use case, and the threshold (None for a
+    regressor)."""
     from mlflow.exceptions import MlflowException
 
+    spec = settings.spec
     tracking = client(settings)
-    name = settings.registered_model_name
+    name = spec.model_name
     try:
         model = tracking.get_registered_model(name)
     except MlflowException:
@@ -103,9 +130,11 @@ def registered_versions(settings: Settings, limit: int = 10) -> list[dict[str, A
                 "created": version.creation_timestamp,
                 "data_window": version.tags.get(f"{TAG_PREFIX}data_window"),
                 "trigger_reason": version.tags.get(f"{TAG_PREFIX}trigger_reason"),
-                "test_roc_auc": metrics.get("test_roc_auc"),
-                "test_pr_auc": metrics.get("test_pr_auc"),
-                "test_brier": metrics.get("test_brier"),
+                "primary_metric": spec.primary_metric,
+                **{
+                    f"test_{gate.metric}": metrics.get(f"test_{gate.metric}")
+                    for gate in spec.gate_metrics
+                },
                 "threshold": metrics.get("threshold"),
             }
         )

@@ -1,4 +1,4 @@
-"""Feature access for training and serving, both through the ``churn_model_v1`` service.
+"""Feature access for training and serving, both through the use case's feature service.
 
 Training sets are point-in-time correct: each labelled entity row gets the feature values as
 of its own timestamp (never later), within each view's TTL. Serving reads the same features
@@ -16,15 +16,19 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract, storage
-from mlops_pipeline.features.groups import FEATURE_SERVICE
+from mlops_pipeline.data import storage
+from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.features.store import open_store
+from mlops_pipeline.usecases.loader import UseCase
 
-ENTITY_COLUMNS = [contract.ENTITY_KEY, contract.EVENT_TIMESTAMP, contract.LABEL]
+
+def entity_columns(spec: UseCase) -> list[str]:
+    """The columns of a training set's entity rows: key, event timestamp, label."""
+    return [spec.entity.key, spec.timestamp, spec.label]
 
 
-class NotEnoughData(ValueError):
-    """The window holds no validated days: deterministic, do not retry."""
+class NotEnoughData(PermanentFailure, ValueError):
+    """The window holds no validated partitions: deterministic, do not retry."""
 
 
 @dataclass
@@ -34,25 +38,31 @@ class TrainingSet:
     days: list[dt.date]
     # One manifest per validated partition used: validation id, content hash, counts.
     partitions: list[dict[str, Any]] = field(default_factory=list)
+    # The entity rows' columns (key, timestamp, label); every other column is a feature.
+    entity_columns: tuple[str, ...] = ()
 
     @property
     def feature_columns(self) -> list[str]:
-        return [c for c in self.frame.columns if c not in ENTITY_COLUMNS]
+        return [c for c in self.frame.columns if c not in self.entity_columns]
 
 
 def _entity_days(
     settings: Settings, start: dt.date, end: dt.date
 ) -> list[tuple[pd.DataFrame, dict[str, Any]]]:
-    """(labelled entity rows, manifest) of each validated day in ``[start, end]``, oldest
-    first. Days that failed validation have no partition and contribute nothing."""
+    """(labelled entity rows, manifest) of each validated partition dated in ``[start, end]``,
+    oldest first. Partitions that failed validation do not exist and contribute nothing."""
+    columns = entity_columns(settings.spec)
     days = []
     for day in storage.partition_days(settings.lake_dir):
         if start <= day <= end:
             partition = storage.partition_dir(settings.lake_dir, day)
-            rows = pq.read_table(partition, columns=ENTITY_COLUMNS).to_pandas()
+            rows = pq.read_table(partition, columns=columns).to_pandas()
             days.append((rows, storage.read_manifest(partition) or {"date": day.isoformat()}))
     if not days:
-        raise NotEnoughData(f"no validated partitions between {start} and {end}")
+        raise NotEnoughData(
+            f"no validated partitions of {settings.spec.dataset} between {start} and {end} "
+            f"under {settings.lake_dir}"
+        )
     return days
 
 
@@ -76,33 +86,38 @@ def build_training_set(
     settings: Settings,
     start: dt.date,
     end: dt.date,
-    feature_service: str = FEATURE_SERVICE,
+    feature_service: str | None = None,
 ) -> TrainingSet:
-    """The point-in-time correct training frame for the days ``[start, end]``: entity rows
-    with their labels, joined by Feast to the service's features as of each row's timestamp.
+    """The point-in-time correct training frame for the partitions dated ``[start, end]``:
+    entity rows with their labels, joined by Feast to the service's features (the declared
+    ``features.service`` unless named) as of each row's timestamp.
 
     Each entity row's features depend only on its own key and timestamp, so the join is done
-    for runs of consecutive days (``training_set_chunk_rows`` rows at most) and the results
-    concatenated: the same rows as one join, with the memory of Feast's Python on-demand view
-    bounded by the run instead of the window (600,000 rows: ~2 GiB peak -> 1.0 GiB)."""
+    for runs of consecutive partitions (``training.set_chunk_rows`` rows at most) and the
+    results concatenated: the same rows as one join, with the memory of Feast's Python
+    on-demand view bounded by the run instead of the window (600,000 rows: ~2 GiB peak ->
+    1.0 GiB)."""
+    spec = settings.spec
+    feature_service = feature_service or spec.features.service
     days = _entity_days(settings, start, end)
     store = open_store(settings)
     service = store.get_feature_service(feature_service)
     frame = pd.concat(
         [
             store.get_historical_features(entity_df=entities, features=service).to_df()
-            for entities in _consecutive_chunks(days, settings.training_set_chunk_rows)
+            for entities in _consecutive_chunks(days, spec.training.set_chunk_rows)
         ],
         ignore_index=True,
     )
     # Feast returns rows in no guaranteed order; training must be reproducible.
-    frame = frame.sort_values([contract.EVENT_TIMESTAMP, contract.ENTITY_KEY], kind="stable")
+    frame = frame.sort_values([spec.timestamp, spec.entity.key], kind="stable")
     manifests = [manifest for _, manifest in days]
     return TrainingSet(
         frame=frame.reset_index(drop=True),
         feature_service=feature_service,
         days=[dt.date.fromisoformat(m["date"]) for m in manifests],
         partitions=manifests,
+        entity_columns=tuple(entity_columns(spec)),
     )
 
 
@@ -113,14 +128,16 @@ _PLAIN_VALUE_KINDS = frozenset(
 
 
 class OnlineFeatureReader:
-    """Reads the service's features for customers from the online store (used by serving).
+    """Reads the service's features for entities from the online store (used by serving).
     Holds one store so repeated reads do not re-open registry and connections."""
 
-    def __init__(self, settings: Settings, feature_service: str = FEATURE_SERVICE) -> None:
+    def __init__(self, settings: Settings, feature_service: str | None = None) -> None:
         from feast.value_type import ValueType
 
+        spec = settings.spec
+        self.entity_key = spec.entity.key
         self.store = open_store(settings)
-        self.service = self.store.get_feature_service(feature_service)
+        self.service = self.store.get_feature_service(feature_service or spec.features.service)
         plain_types = {
             ValueType.INT32,
             ValueType.INT64,
@@ -135,11 +152,12 @@ class OnlineFeatureReader:
             for feature in projection.features
         )
 
-    def read(self, customer_ids: Sequence[int]) -> dict[str, list[Any]]:
-        """Column name -> values, in ``customer_ids`` order; unknown customers get None."""
+    def read(self, ids: Sequence[int]) -> dict[str, list[Any]]:
+        """Column name -> values (the entity key's column included), in ``ids`` order;
+        unknown entities get None."""
+        key = self.entity_key
         response = self.store.get_online_features(
-            features=self.service,
-            entity_rows=[{contract.ENTITY_KEY: int(k)} for k in customer_ids],
+            features=self.service, entity_rows=[{key: int(k)} for k in ids]
         )
         if not self._all_plain:
             return response.to_dict()
@@ -151,7 +169,7 @@ def _plain_columns(response: Any) -> dict[str, list[Any]]:
 
     Equal to it value for value: for these kinds Feast returns the proto's field as it is and
     None for an unset value, but it first tries some twenty other kinds per value, which made
-    the conversion ~1.5 ms of a 100-customer read. Anything else still goes through Feast."""
+    the conversion ~1.5 ms of a 100-entity read. Anything else still goes through Feast."""
     from feast.type_map import feast_value_type_to_python_type
 
     proto = response.proto

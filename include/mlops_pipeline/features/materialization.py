@@ -21,16 +21,21 @@ import numpy as np
 import pandas as pd
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract, storage
-from mlops_pipeline.features.groups import FEATURE_SERVICE, FEATURE_VIEWS
+from mlops_pipeline.data import storage
+from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.features.store import open_store
+from mlops_pipeline.usecases.spec import Cadence
 
 # Online stores whose writes already refuse a value older than the stored one.
 TIMESTAMP_GUARDED_STORES = {"redis"}
 
 
-class OnlineCheckFailed(Exception):
-    """The online store does not serve the day's values: deterministic, do not retry."""
+class NothingToMaterialize(PermanentFailure, ValueError):
+    """The asked interval is empty, or no event names a partition: retrying changes nothing."""
+
+
+class OnlineCheckFailed(PermanentFailure):
+    """The online store does not serve the partition's values: deterministic, do not retry."""
 
 
 @dataclass
@@ -45,18 +50,21 @@ class Materialization:
         return asdict(self)
 
 
-def days_interval(days: list[dt.date]) -> tuple[dt.datetime, dt.datetime]:
-    """The smallest interval covering whole ``days`` (UTC midnights)."""
-    first, last = min(days), max(days)
+def days_interval(
+    days: list[dt.date], cadence: Cadence = Cadence.DAILY
+) -> tuple[dt.datetime, dt.datetime]:
+    """The smallest interval covering the whole partitions of ``cadence`` that hold ``days``
+    (UTC midnights; a weekly partition runs from its Monday for seven days)."""
+    first, last = cadence.partition_of(min(days)), cadence.partition_of(max(days))
     start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
-    return start, dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return start, dt.datetime.combine(last, dt.time(), tzinfo=dt.UTC) + cadence.length
 
 
 def days_from_asset_extras(extras: list[dict[str, Any]]) -> list[dt.date]:
-    """The days named by ``validated_customer_activity`` events (several may queue up)."""
+    """The partition dates named by a dataset's ``validated`` events (several may queue up)."""
     days = sorted({dt.date.fromisoformat(extra["date"]) for extra in extras if extra.get("date")})
     if not days:
-        raise ValueError(f"no asset event names a date: {extras}")
+        raise NothingToMaterialize(f"no asset event names a date: {extras}")
     return days
 
 
@@ -66,7 +74,7 @@ def materialize_interval(
     end: dt.datetime,
     now: dt.datetime | None = None,
 ) -> Materialization:
-    """Materialize ``[start - overlap, end)`` for every feature view of the service."""
+    """Materialize ``[start - overlap, end)`` for every declared feature view."""
     now = now or dt.datetime.now(dt.UTC)
     clipped = end > now
     end = min(end, now)
@@ -75,24 +83,25 @@ def materialize_interval(
     interval_start = start
     start = start - dt.timedelta(minutes=settings.materialize_overlap_minutes)
     if start >= end:
-        raise ValueError(f"empty interval after clipping to now: [{start}, {end})")
+        raise NothingToMaterialize(f"empty interval after clipping to now: [{start}, {end})")
     store = open_store(settings)
     result = Materialization(start=start.isoformat(), end=end.isoformat(), clipped_end=clipped)
     store_type = store.config.online_store.type
-    for name in FEATURE_VIEWS:
+    key = settings.spec.entity.key
+    for name in settings.spec.feature_views:
         view = store.get_feature_view(name)
         materialized_until = max((e for _, e in view.materialization_intervals), default=None)
         backfill = materialized_until is not None and interval_start < materialized_until
         if backfill and store_type not in TIMESTAMP_GUARDED_STORES:
             result.feature_views[name] = "guarded"
-            result.rows_skipped_as_older[name] = _guarded_write(store, view, start, end)
+            result.rows_skipped_as_older[name] = _guarded_write(store, view, key, start, end)
         else:
             result.feature_views[name] = "materialize"
             store.materialize(start_date=start, end_date=end, feature_views=[name])
     return result
 
 
-def _guarded_write(store: Any, view: Any, start: dt.datetime, end: dt.datetime) -> int:
+def _guarded_write(store: Any, view: Any, key: str, start: dt.datetime, end: dt.datetime) -> int:
     """Feast's materialization step (latest row per entity in the interval, written online),
     minus every row older than what the online store already holds. Returns rows dropped."""
     from feast.infra.offline_stores.offline_utils import get_offline_store_from_config
@@ -102,7 +111,7 @@ def _guarded_write(store: Any, view: Any, start: dt.datetime, end: dt.datetime) 
     latest = offline.pull_latest_from_table_or_query(
         config=store.config,
         data_source=source,
-        join_key_columns=[contract.ENTITY_KEY],
+        join_key_columns=[key],
         feature_name_columns=[f.name for f in view.features],
         timestamp_field=source.timestamp_field,
         created_timestamp_column=source.created_timestamp_column or None,
@@ -115,7 +124,7 @@ def _guarded_write(store: Any, view: Any, start: dt.datetime, end: dt.datetime) 
     probe = view.features[0].name
     online = store.get_online_features(
         features=[f"{view.name}:{probe}"],
-        entity_rows=[{contract.ENTITY_KEY: int(k)} for k in latest[contract.ENTITY_KEY]],
+        entity_rows=[{key: int(k)} for k in latest[key]],
     ).to_dict(include_event_timestamps=True)
     online_seconds = np.asarray(online[f"{probe}__ts"], dtype=np.int64)
     incoming_seconds = (
@@ -140,10 +149,15 @@ class OnlineCheck:
 
 
 def check_online(settings: Settings, day: dt.date) -> OnlineCheck:
-    """Read a sample of the day's customers back through the feature service: each must be
-    served the day's values, or values from a later snapshot (a later day already online).
-    """
+    """Read a sample of the entities of the partition holding ``day`` back through the feature
+    service: each must be served the partition's values, or values from a later snapshot (a
+    later partition already online)."""
+    spec = settings.spec
+    key, features = spec.entity.key, spec.feature_columns
+    day = spec.cadence.partition_of(day)
     partition = storage.partition_dir(settings.lake_dir, day)
+    if not partition.exists():
+        raise OnlineCheckFailed(f"no validated partition for {day}: {partition} does not exist")
     lake = pd.read_parquet(partition)
     if lake.empty:
         raise OnlineCheckFailed(f"no validated rows for {day} in {partition}")
@@ -152,36 +166,32 @@ def check_online(settings: Settings, day: dt.date) -> OnlineCheck:
     sample = lake.iloc[np.sort(rng.choice(len(lake), size=size, replace=False))]
     store = open_store(settings)
     served = store.get_online_features(
-        features=store.get_feature_service(FEATURE_SERVICE),
-        entity_rows=[{contract.ENTITY_KEY: int(k)} for k in sample[contract.ENTITY_KEY]],
+        features=store.get_feature_service(spec.features.service),
+        entity_rows=[{key: int(k)} for k in sample[key]],
     ).to_dict(include_event_timestamps=True)
-    day_seconds = (sample[contract.EVENT_TIMESTAMP].astype("int64") // 10**9).to_numpy()
+    day_seconds = (sample[spec.timestamp].astype("int64") // 10**9).to_numpy()
     problems: list[str] = []
     same = newer = 0
-    for position, customer in enumerate(sample[contract.ENTITY_KEY]):
+    for position, entity in enumerate(sample[key]):
         row = sample.iloc[position]
-        stamps = {served[f"{name}__ts"][position] for name in contract.FEATURE_COLUMNS}
+        stamps = {served[f"{name}__ts"][position] for name in features}
         if stamps == {day_seconds[position]}:
-            mismatched = [
-                name
-                for name in contract.FEATURE_COLUMNS
-                if not _same(served[name][position], row[name])
-            ]
+            mismatched = [name for name in features if not _same(served[name][position], row[name])]
             if mismatched:
-                problems.append(f"customer {customer}: {mismatched} differ from the lake")
+                problems.append(f"{key}={entity}: {mismatched} differ from the lake")
             else:
                 same += 1
         elif min(stamps) > day_seconds[position]:
             newer += 1
         else:
             problems.append(
-                f"customer {customer}: served timestamps {sorted(stamps)} are older "
-                f"than the day's snapshot {day_seconds[position]}"
+                f"{key}={entity}: served timestamps {sorted(stamps)} are older "
+                f"than the partition's snapshot {day_seconds[position]}"
             )
     if problems:
         raise OnlineCheckFailed(
-            f"online store check for {day} failed for {len(problems)} of {size} customers: "
-            + "; ".join(problems[:5])
+            f"online store check of {spec.features.service} for {day} failed for "
+            f"{len(problems)} of {size} {spec.entity.name} entities: " + "; ".join(problems[:5])
         )
     return OnlineCheck(
         day=day.isoformat(), checked=size, served_day_values=same, served_newer_values=newer
@@ -189,13 +199,16 @@ def check_online(settings: Settings, day: dt.date) -> OnlineCheck:
 
 
 def _same(served: Any, expected: Any) -> bool:
+    if expected is None or (not isinstance(expected, str) and pd.isna(expected)):
+        return served is None or (isinstance(served, float) and np.isnan(served))
     if isinstance(expected, float):
         return served is not None and abs(served - expected) <= 1e-9 * max(1.0, abs(expected))
     return served == (expected.item() if hasattr(expected, "item") else expected)
 
 
 def materialized_ranges(settings: Settings) -> dict[str, Any]:
-    """Per feature view: the materialized intervals' overall range (for ``status``)."""
+    """Per feature view of the use case's project: the materialized intervals' overall range
+    (for ``status``). Embedded, nothing before the use case's registry file exists."""
     if not (settings.profile != "embedded" or (settings.feast_dir / "registry.db").exists()):
         return {}
     store = open_store(settings)

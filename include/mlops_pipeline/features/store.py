@@ -1,18 +1,18 @@
-"""Open the Feast store for the active profile and register its definitions.
+"""Open a use case's Feast store for the active profile and register its definitions.
 
-The YAML files in ``feature_repo/`` are the single description of each profile; their
-``${VARS}`` are filled here from the platform settings, so Feast and the rest of the platform
-cannot disagree about where state lives.
+The YAML files in ``feature_repo/`` are the platform's description of each profile; their
+``${VARS}`` are filled here from the settings, so Feast and the rest of the platform cannot
+disagree about where state lives. Each use case is its own Feast project
+(``settings.feast_project``): embedded, with its own registry file and SQLite online store under
+``settings.feast_dir``; in production, one SQL registry and one Redis shared by every use case,
+kept apart by project.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib.util
 import os
 import string
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,64 +53,25 @@ def open_store(settings: Settings) -> Any:
     return FeatureStore(repo_path=str(settings.feature_repo), config=repo_config(settings))
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Generator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def load_definitions(settings: Settings) -> Any:
-    """The repo's Feast objects, imported afresh under ``settings``.
-
-    The definitions read the platform settings from the environment, as they must when the
-    ``feast`` CLI imports them; the settings are exported while they load so a programmatic
-    caller gets definitions for its own settings. Feast's ``parse_repo`` caches modules, so it
-    would return definitions built for other settings on a second call in one process.
-    """
-    from feast.data_source import DataSource
-    from feast.entity import Entity
-    from feast.feature_service import FeatureService
-    from feast.feature_view import FeatureView
-    from feast.on_demand_feature_view import OnDemandFeatureView
+    """The Feast objects of ``settings.spec`` (``features.definitions``), as Feast's
+    ``RepoContents``: built from the declaration for exactly these settings."""
     from feast.repo_contents import RepoContents
 
-    contents = RepoContents(
+    from mlops_pipeline.features.definitions import build_definitions
+
+    built = build_definitions(settings)
+    return RepoContents(
         projects=[],
-        data_sources=[],
-        entities=[],
-        feature_views=[],
-        feature_services=[],
-        on_demand_feature_views=[],
+        data_sources=[built.source],
+        entities=[built.entity],
+        feature_views=list(built.feature_views),
+        feature_services=[built.feature_service],
+        on_demand_feature_views=list(built.on_demand_feature_views),
         stream_feature_views=[],
         label_views=[],
         permissions=[],
     )
-    buckets = [
-        (OnDemandFeatureView, contents.on_demand_feature_views),
-        (FeatureView, contents.feature_views),
-        (FeatureService, contents.feature_services),
-        (Entity, contents.entities),
-        (DataSource, contents.data_sources),
-    ]
-    for path in sorted(settings.feature_repo.glob("*.py")):
-        spec = importlib.util.spec_from_file_location(f"feature_repo.{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        with _environment(settings.to_env()):
-            spec.loader.exec_module(module)
-        for value in vars(module).values():
-            for kind, bucket in buckets:
-                if isinstance(value, kind) and not any(value is seen for seen in bucket):
-                    bucket.append(value)
-                    break
-    return contents
 
 
 FINGERPRINT_TAG = "mlops_definitions_fingerprint"
@@ -181,7 +142,7 @@ def _registered_fingerprint(store: Any, project: str) -> str | None:
 
 
 def register_definitions(settings: Settings) -> Registration:
-    """Apply the repo's definitions only when they differ from what was last applied.
+    """Apply the use case's definitions only when they differ from what was last applied.
 
     Re-applying is not free: an updated feature view loses its materialization intervals, and
     with them incremental state. The fingerprint of the applied definitions is kept as a tag of

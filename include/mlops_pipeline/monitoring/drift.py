@@ -1,17 +1,22 @@
 """What the nightly drift check measures: data drift of the validated features against the
-champion's training reference (Evidently ``DataDriftPreset``), prediction drift, and the
-champion's performance on the day's labelled rows.
+champion's training reference (Evidently ``DataDriftPreset``), prediction drift of the model's
+score, and the champion's primary metric on the partition's labelled rows.
 
-Distances, not p-values, by default: on 20,000-row days a Kolmogorov-Smirnov or chi-squared
-test flags shifts far too small to matter ("crying wolf"), while a Wasserstein distance (in
-reference standard deviations) or a Jensen-Shannon distance does not grow with the sample.
+Everything about the model comes from its declaration: which columns are features and of what
+kind, the drift methods and thresholds (``drift`` section, per-column overrides included), the
+primary metric and whether higher is better.
+
+Distances, not p-values, by default: on 20,000-row partitions a Kolmogorov-Smirnov or
+chi-squared test flags shifts far too small to matter ("crying wolf"), while a Wasserstein
+distance (in reference standard deviations) or a Jensen-Shannon distance does not grow with the
+sample.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,61 +25,55 @@ import numpy as np
 import pandas as pd
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract, storage
-from mlops_pipeline.features.groups import ON_DEMAND_FEATURES
+from mlops_pipeline.data import storage
+from mlops_pipeline.failures import PermanentFailure
+from mlops_pipeline.usecases.spec import MetricGateSpec, UseCaseSpec
 
+# The model's score (probability or predicted value) in the frames Evidently compares.
 PREDICTION = "prediction"
-DRIFT_FEATURES: tuple[str, ...] = contract.FEATURE_COLUMNS
-CATEGORICAL: tuple[str, ...] = (*contract.CATEGORICAL_FEATURES, *contract.BOOLEAN_FEATURES)
-NUMERICAL: tuple[str, ...] = contract.NUMERIC_FEATURES
-# Fewer logged predictions than this for the day: score the day with the champion instead.
+# Fewer logged predictions than this for the partition: score it with the champion instead.
 MIN_LOGGED_PREDICTIONS = 100
 
 
-class MonitoringDataError(ValueError):
+class MonitoringDataError(PermanentFailure, ValueError):
     """The night cannot be checked (no validated data, no reference): deterministic."""
 
 
 @dataclass(frozen=True)
 class DriftConfig:
-    numerical_method: str = "wasserstein"
-    numerical_threshold: float = 0.1
-    categorical_method: str = "jensenshannon"
-    categorical_threshold: float = 0.1
-    per_column_method: dict[str, str] = field(default_factory=dict)
-    per_column_threshold: dict[str, float] = field(default_factory=dict)
-    drift_share: float = 0.2
+    """The declaration's ``drift`` section and the features it applies to (no defaults here:
+    the spec is the one source)."""
+
+    numerical: tuple[str, ...]
+    categorical: tuple[str, ...]
+    numerical_method: str
+    numerical_threshold: float
+    categorical_method: str
+    categorical_threshold: float
+    column_methods: dict[str, str]
+    column_thresholds: dict[str, float]
+    share_threshold: float
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DriftConfig:
-        methods, thresholds = parse_column_overrides(settings.drift_column_overrides)
+    def from_spec(cls, spec: UseCaseSpec) -> DriftConfig:
+        drift = spec.drift
         return cls(
-            numerical_method=settings.drift_numerical_method,
-            numerical_threshold=settings.drift_numerical_threshold,
-            categorical_method=settings.drift_categorical_method,
-            categorical_threshold=settings.drift_categorical_threshold,
-            per_column_method=methods,
-            per_column_threshold=thresholds,
-            drift_share=settings.drift_share_threshold,
+            numerical=tuple(spec.numeric_features),
+            # Booleans drift like categories: two values, compared by their shares.
+            categorical=(*spec.categorical_features, *spec.boolean_features),
+            numerical_method=drift.numerical_method,
+            numerical_threshold=drift.numerical_threshold,
+            categorical_method=drift.categorical_method,
+            categorical_threshold=drift.categorical_threshold,
+            column_methods=dict(drift.column_methods),
+            column_thresholds=dict(drift.column_thresholds),
+            share_threshold=drift.share_threshold,
         )
 
-
-def parse_column_overrides(text: str) -> tuple[dict[str, str], dict[str, float]]:
-    """``"a=psi:0.2,b=jensenshannon:0.15"`` -> ({a: psi, b: jensenshannon}, {a: 0.2, b: 0.15})."""
-    methods: dict[str, str] = {}
-    thresholds: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        column, _, spec = item.partition("=")
-        method, _, threshold = spec.partition(":")
-        if column not in DRIFT_FEATURES or not method:
-            raise ValueError(
-                f"drift override {item!r}: expected column=method[:threshold] with a column "
-                f"among {DRIFT_FEATURES}"
-            )
-        methods[column] = method
-        if threshold:
-            thresholds[column] = float(threshold)
-    return methods, thresholds
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The compared features, in a stable order (numbers, then categories)."""
+        return (*self.numerical, *self.categorical)
 
 
 @dataclass
@@ -91,15 +90,17 @@ class DriftResult:
         return asdict(self)
 
 
-def drift_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def drift_frame(frame: pd.DataFrame, config: DriftConfig) -> pd.DataFrame:
     """The features Evidently compares, typed for speed: categories as ``category`` (value
     counts on object strings cost most of the run), booleans as categories too."""
+    missing = [name for name in config.features if name not in frame]
+    if missing:
+        raise MonitoringDataError(f"drift check: the frame has no feature column(s) {missing}")
     out = pd.DataFrame(index=frame.index)
-    for name in DRIFT_FEATURES:
-        if name in CATEGORICAL:
-            out[name] = frame[name].astype(str).astype("category")
-        else:
-            out[name] = frame[name].astype("float64")
+    for name in config.numerical:
+        out[name] = frame[name].astype("float64")
+    for name in config.categorical:
+        out[name] = frame[name].astype(str).astype("category")
     if PREDICTION in frame:
         out[PREDICTION] = frame[PREDICTION].astype("float64")
     return out.reset_index(drop=True)
@@ -122,31 +123,32 @@ def _preset_class() -> type:
     return DataDriftPresetRenderedOnce
 
 
+def _score_drift(config: DriftConfig) -> Any:
+    from evidently.metrics import ValueDrift
+
+    return ValueDrift(
+        column=PREDICTION, method=config.numerical_method, threshold=config.numerical_threshold
+    )
+
+
 def build_report(config: DriftConfig, with_prediction: bool) -> Any:
     from evidently import Report
-    from evidently.metrics import ValueDrift
 
     metrics: list[Any] = [
         _preset_class()(
-            columns=list(DRIFT_FEATURES),
-            drift_share=config.drift_share,
+            columns=list(config.features),
+            drift_share=config.share_threshold,
             num_method=config.numerical_method,
             num_threshold=config.numerical_threshold,
             cat_method=config.categorical_method,
             cat_threshold=config.categorical_threshold,
-            per_column_method=config.per_column_method or None,
-            per_column_threshold=config.per_column_threshold or None,
+            per_column_method=config.column_methods or None,
+            per_column_threshold=config.column_thresholds or None,
         )
     ]
     if with_prediction:
-        # The champion's probabilities, kept out of the feature drift share.
-        metrics.append(
-            ValueDrift(
-                column=PREDICTION,
-                method=config.numerical_method,
-                threshold=config.numerical_threshold,
-            )
-        )
+        # The champion's scores, kept out of the feature drift share.
+        metrics.append(_score_drift(config))
     return Report(metrics, include_tests=True)
 
 
@@ -157,41 +159,39 @@ def run_drift(
     from evidently import DataDefinition, Dataset
 
     with_prediction = PREDICTION in reference and PREDICTION in current
-    numerical = [*NUMERICAL, *([PREDICTION] if with_prediction else [])]
-    definition = DataDefinition(numerical_columns=numerical, categorical_columns=list(CATEGORICAL))
-    snapshot = build_report(config, with_prediction).run(
-        Dataset.from_pandas(drift_frame(current), data_definition=definition),
-        Dataset.from_pandas(drift_frame(reference), data_definition=definition),
+    numerical = [*config.numerical, *([PREDICTION] if with_prediction else [])]
+    definition = DataDefinition(
+        numerical_columns=numerical, categorical_columns=list(config.categorical)
     )
-    return snapshot, read_snapshot(snapshot.dict(), len(current), len(reference))
+    snapshot = build_report(config, with_prediction).run(
+        Dataset.from_pandas(drift_frame(current, config), data_definition=definition),
+        Dataset.from_pandas(drift_frame(reference, config), data_definition=definition),
+    )
+    result = read_snapshot(snapshot.dict(), config.features, len(current), len(reference))
+    return snapshot, result
 
 
 def prediction_drift(
     reference: np.ndarray, current: np.ndarray, config: DriftConfig
 ) -> dict[str, Any]:
-    """Drift of the churn probability alone (logged predictions are not row-aligned with the
-    day's features, so they get their own small report)."""
+    """Drift of the model's score alone (logged predictions are not row-aligned with the
+    partition's features, so they get their own small report)."""
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
 
     definition = DataDefinition(numerical_columns=[PREDICTION])
-    snapshot = Report(
-        [
-            ValueDrift(
-                column=PREDICTION,
-                method=config.numerical_method,
-                threshold=config.numerical_threshold,
-            )
-        ],
-        include_tests=True,
-    ).run(
+    snapshot = Report([_score_drift(config)], include_tests=True).run(
         Dataset.from_pandas(pd.DataFrame({PREDICTION: current}), data_definition=definition),
         Dataset.from_pandas(pd.DataFrame({PREDICTION: reference}), data_definition=definition),
     )
-    return read_snapshot(snapshot.dict(), len(current), len(reference)).prediction
+    return read_snapshot(snapshot.dict(), (), len(current), len(reference)).prediction
 
 
-def read_snapshot(payload: dict[str, Any], rows_current: int, rows_reference: int) -> DriftResult:
+def read_snapshot(
+    payload: dict[str, Any],
+    features: tuple[str, ...],
+    rows_current: int,
+    rows_reference: int,
+) -> DriftResult:
     """Per-column score, method, threshold and verdict from an Evidently 0.7 snapshot dict."""
     columns: dict[str, dict[str, Any]] = {}
     share = 0.0
@@ -210,7 +210,7 @@ def read_snapshot(payload: dict[str, Any], rows_current: int, rows_reference: in
         if params.get("type", "").endswith(":ValueDrift") and params.get("column") in columns:
             columns[params["column"]]["drifted"] = test["status"] == "FAIL"
     prediction = columns.pop(PREDICTION, {})
-    drifted = [name for name in DRIFT_FEATURES if columns.get(name, {}).get("drifted")]
+    drifted = [name for name in features if columns.get(name, {}).get("drifted")]
     return DriftResult(
         drift_share=share,
         drifted_columns=drifted,
@@ -221,72 +221,104 @@ def read_snapshot(payload: dict[str, Any], rows_current: int, rows_reference: in
     )
 
 
-def read_day(settings: Settings, day: dt.date) -> pd.DataFrame:
-    """The day's validated rows (what passed the suite; quarantined rows never count)."""
+def read_partition(settings: Settings, partition: dt.date) -> pd.DataFrame:
+    """The partition's validated rows (what passed the suite; quarantined rows never count)."""
     import pyarrow.parquet as pq
 
-    partition = storage.partition_dir(settings.lake_dir, day)
-    if not partition.exists():
+    folder = storage.partition_dir(settings.lake_dir, partition)
+    if not folder.exists():
         raise MonitoringDataError(
-            f"no validated partition for {day.isoformat()} under {settings.lake_dir}: "
-            "ingestion rejected the day or has not run"
+            f"no validated partition for {partition.isoformat()} under {settings.lake_dir}: "
+            "ingestion rejected it or has not run"
         )
-    return pq.read_table(partition).to_pandas()
+    return pq.read_table(folder).to_pandas()
 
 
-def with_on_demand_features(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
-    """Add the ``customer_ratios`` on-demand features with the feature view's own function,
-    as serving does, so the champion scores the day on exactly its training inputs."""
-    from mlops_pipeline.features.store import load_definitions
+def with_on_demand_features(spec: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the declared on-demand features with the use case's own functions (those of its
+    Feast on-demand views), so the champion scores the partition on its training inputs."""
+    from mlops_pipeline.features.on_demand import add_on_demand_features
 
-    (view,) = [
-        v for v in load_definitions(settings).on_demand_feature_views if v.name == "customer_ratios"
-    ]
-    derived = view.feature_transformation.transform(
-        {name: frame[name].tolist() for name in frame.columns if name in DRIFT_FEATURES}
-    )
+    if not spec.on_demand_features:
+        return frame
+    columns = {name: frame[name].tolist() for name in spec.feature_columns}
+    derived = add_on_demand_features(spec, columns)
     out = frame.copy()
-    for name in ON_DEMAND_FEATURES:
-        out[name] = np.asarray(derived[name], dtype="float64")
+    for name in spec.on_demand_features:
+        out[name] = derived[name]
     return out
 
 
-def logged_predictions(settings: Settings, day: dt.date, version: str) -> np.ndarray:
-    """Probabilities the model server logged on ``day`` for ``version`` (lines still being
-    written are skipped)."""
-    folder = settings.home / "predictions" / f"date={day.isoformat()}"
+def logged_predictions(settings: Settings, partition: dt.date, version: str) -> np.ndarray:
+    """Scores the model server logged for ``version`` during the partition (every day of a
+    weekly one); lines still being written are skipped."""
+    days = max(settings.spec.cadence.length.days, 1)
     values: list[float] = []
-    for path in sorted(folder.glob("*.jsonl")) if folder.exists() else []:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if str(record.get("model_version")) == version:
-                values.append(float(record["churn_probability"]))
+    for offset in range(days):
+        folder = settings.predictions_dir / f"date={(partition + dt.timedelta(offset)).isoformat()}"
+        for path in sorted(folder.glob("*.jsonl")) if folder.exists() else []:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if str(record.get("model_version")) == version and record.get("score") is not None:
+                    values.append(float(record["score"]))
     return np.asarray(values, dtype="float64")
 
 
-def performance(
-    labels: np.ndarray, probabilities: np.ndarray, threshold: float, expected: dict[str, float]
-) -> dict[str, Any]:
-    """The champion on the day's labelled rows against its own test metrics."""
-    from mlops_pipeline.training.model import classification_metrics
+def primary_gate(spec: UseCaseSpec) -> MetricGateSpec:
+    """The gate of the primary metric: its direction."""
+    (gate,) = [g for g in spec.gate_metrics if g.metric == spec.primary_metric]
+    return gate
 
-    if len(labels) == 0 or len(np.unique(labels)) < 2:
-        return {"rows": int(len(labels)), "roc_auc": None, "roc_auc_drop": None}
-    observed = classification_metrics(labels, probabilities, threshold)
-    reference = expected.get("roc_auc")
-    return {
+
+def degradation(gate: MetricGateSpec, expected: float | None, observed: float) -> float | None:
+    """How much worse ``observed`` is than ``expected`` (positive: worse): an absolute drop for
+    a metric where higher is better (ROC AUC, R^2), a relative increase for an error metric
+    (RMSE, log loss), whose scale is the label's."""
+    if expected is None or not np.isfinite(observed):
+        return None
+    if gate.higher_is_better:
+        return float(expected - observed)
+    if expected <= 0:
+        return None
+    return float((observed - expected) / expected)
+
+
+def performance(
+    spec: UseCaseSpec,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float | None,
+    expected: dict[str, float],
+) -> dict[str, Any]:
+    """The champion's primary metric on the partition's labelled rows against its own test
+    metrics (``expected``, metric -> value)."""
+    from mlops_pipeline.training.model import evaluation_metrics
+
+    gate = primary_gate(spec)
+    result: dict[str, Any] = {
         "rows": int(len(labels)),
-        "roc_auc": observed["roc_auc"],
-        "pr_auc": observed["pr_auc"],
-        "brier": observed["brier"],
-        "f1": observed["f1"],
-        "test_roc_auc": reference,
-        "test_pr_auc": expected.get("pr_auc"),
-        "roc_auc_drop": (reference - observed["roc_auc"]) if reference is not None else None,
+        "metric": gate.metric,
+        "higher_is_better": gate.higher_is_better,
+        "value": None,
+        "test_value": expected.get(gate.metric),
+        "drop": None,
+        "metrics": {},
+        "test_metrics": dict(expected),
     }
+    measurable = len(np.unique(labels)) >= 2 if spec.is_classifier else len(labels) >= 2
+    if not measurable:
+        return result
+    observed = evaluation_metrics(spec, labels, scores, threshold if spec.is_classifier else None)
+    value = float(observed[gate.metric])
+    result |= {
+        "value": value,
+        "drop": degradation(gate, expected.get(gate.metric), value),
+        "metrics": {k: float(v) for k, v in observed.items()},
+    }
+    return result
 
 
 def save_html(snapshot: Any, path: Path) -> Path:

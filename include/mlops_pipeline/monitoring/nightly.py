@@ -1,14 +1,16 @@
 """The nightly check end to end, and the decision whether to retrain.
 
-A night is *drifted* when the share of drifting features or the champion's ROC AUC drop on the
-day's labelled rows crosses its threshold. Retraining is requested only when the change is
-real: at least k of the last n nights drifted (persistence, not a one-night blip), the batch is
-big enough to judge (small batches are reported, never acted on), and no retrain was requested
-within the cooldown. A hard performance drop skips persistence and cooldown.
+A night checks the last completed partition of the use case's cadence. It is *drifted* when
+the share of drifting features or the degradation of the champion's primary metric on the
+partition's labelled rows crosses its threshold. Retraining is requested only when the change
+is real: at least k of the last n partitions drifted (persistence, not a one-night blip), the
+partition is big enough to judge (small ones are reported, never acted on), and no retrain was
+requested within the cooldown (in partitions). A hard performance drop skips persistence and
+cooldown. Every threshold is the declaration's ``drift`` section.
 
-Every night leaves a record under ``MLOPS_HOME/reports/drift/night=YYYY-MM-DD/`` (JSON summary
-and Evidently HTML report), keyed by the checked day, so re-running a night replaces it and the
-k-of-n logic reads the same records whatever order nights ran in.
+Every night leaves a record under ``reports/drift/<use case>/night=YYYY-MM-DD/`` (JSON summary
+and Evidently HTML report), keyed by the checked partition, so re-running a night replaces it
+and the k-of-n logic reads the same records whatever order nights ran in.
 """
 
 from __future__ import annotations
@@ -21,67 +23,82 @@ from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract, storage
+from mlops_pipeline.data import storage
 from mlops_pipeline.deployment import registry
+from mlops_pipeline.usecases.spec import UseCaseSpec
 
-MONITORING_EXPERIMENT = "monitoring"
 SUMMARY = "summary.json"
 REPORT = "report.html"
-PROMETHEUS_FILE = "drift.prom"
 NO_CHAMPION = "no champion"
 CHECKED = "checked"
 
 
 @dataclass(frozen=True)
 class RetrainPolicy:
-    drift_share_threshold: float = 0.2
-    performance_drop_threshold: float = 0.05
-    hard_drop_threshold: float = 0.1
-    nights_required: int = 2
-    nights_window: int = 3
-    min_batch_rows: int = 1_000
-    cooldown_days: int = 3
+    """The declaration's retrain policy (``drift`` section), counted in partitions."""
+
+    drift_share_threshold: float
+    performance_metric: str
+    performance_drop_threshold: float
+    hard_drop_threshold: float
+    nights_required: int
+    nights_window: int
+    min_partition_rows: int
+    cooldown_partitions: int
+    partition_days: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RetrainPolicy:
+    def from_spec(cls, spec: UseCaseSpec) -> RetrainPolicy:
+        drift = spec.drift
         return cls(
-            drift_share_threshold=settings.drift_share_threshold,
-            performance_drop_threshold=settings.performance_drop_threshold,
-            hard_drop_threshold=settings.performance_hard_drop_threshold,
-            nights_required=settings.drift_nights_required,
-            nights_window=settings.drift_nights_window,
-            min_batch_rows=settings.drift_min_batch_rows,
-            cooldown_days=settings.retrain_cooldown_days,
+            drift_share_threshold=drift.share_threshold,
+            performance_metric=spec.primary_metric,
+            performance_drop_threshold=drift.performance_drop_threshold,
+            hard_drop_threshold=drift.hard_drop_threshold,
+            nights_required=drift.nights_required,
+            nights_window=drift.nights_window,
+            min_partition_rows=drift.min_partition_rows,
+            cooldown_partitions=drift.cooldown_partitions,
+            partition_days=spec.cadence.length.days,
         )
 
+    def partitions_back(self, night: dt.date, count: int) -> list[dt.date]:
+        """``night`` and the ``count - 1`` partitions before it, newest first."""
+        return [night - dt.timedelta(days=self.partition_days * i) for i in range(count)]
+
+    def partitions_between(self, earlier: dt.date, later: dt.date) -> int:
+        return (later - earlier).days // self.partition_days
+
     @property
-    def lookback_days(self) -> int:
-        return max(self.nights_window - 1, self.cooldown_days)
+    def lookback_partitions(self) -> int:
+        return max(self.nights_window - 1, self.cooldown_partitions)
 
 
 @dataclass
 class NightFlags:
-    """What one night measured, reduced to what the decision needs."""
+    """What one night measured, reduced to what the decision needs. ``performance_drop`` is
+    how much worse the primary metric is than at test time (see ``drift.degradation``)."""
 
     rows: int
     drift_share: float
     drifted_columns: list[str] = field(default_factory=list)
-    roc_auc_drop: float | None = None
+    performance_drop: float | None = None
 
     def data_drift(self, policy: RetrainPolicy) -> bool:
         return self.drift_share >= policy.drift_share_threshold
 
-    def performance_drop(self, policy: RetrainPolicy) -> bool:
-        drop = self.roc_auc_drop
+    def performance_dropped(self, policy: RetrainPolicy) -> bool:
+        drop = self.performance_drop
         return drop is not None and drop >= policy.performance_drop_threshold
 
     def hard_drop(self, policy: RetrainPolicy) -> bool:
-        return self.roc_auc_drop is not None and self.roc_auc_drop >= policy.hard_drop_threshold
+        drop = self.performance_drop
+        return drop is not None and drop >= policy.hard_drop_threshold
 
     def counts(self, policy: RetrainPolicy) -> bool:
-        """Whether this night counts as drifted towards k of n (small batches never do)."""
-        return self.rows >= policy.min_batch_rows and (
-            self.data_drift(policy) or self.performance_drop(policy)
+        """Whether this night counts as drifted towards k of n (small partitions never do)."""
+        return self.rows >= policy.min_partition_rows and (
+            self.data_drift(policy) or self.performance_dropped(policy)
         )
 
 
@@ -106,7 +123,7 @@ def decide(
     """Whether ``night`` requests a retrain. ``earlier`` maps earlier nights to their records
     (``decision.drifted``, ``decision.retrain``); nights without a record did not drift."""
     drifted = tonight.counts(policy)
-    window = [night - dt.timedelta(days=i) for i in range(policy.nights_window)]
+    window = policy.partitions_back(night, policy.nights_window)
     flagged = sorted(
         d.isoformat()
         for d in window
@@ -117,6 +134,7 @@ def decide(
         d for d, r in earlier.items() if d < night and (r.get("decision") or {}).get("retrain")
     ]
     last_request = max(requests) if requests else None
+    metric = policy.performance_metric
     signals = []
     if tonight.data_drift(policy):
         columns = ", ".join(tonight.drifted_columns) or "-"
@@ -124,10 +142,10 @@ def decide(
             f"data drift: share {tonight.drift_share:.2f} >= {policy.drift_share_threshold:.2f} "
             f"({columns})"
         )
-    if tonight.performance_drop(policy):
+    if tonight.performance_dropped(policy):
         signals.append(
-            f"performance: ROC AUC {tonight.roc_auc_drop:.3f} below the champion's test ROC AUC "
-            f"(threshold {policy.performance_drop_threshold:.3f})"
+            f"performance: {metric} {tonight.performance_drop:.3f} worse than the champion's "
+            f"test {metric} (threshold {policy.performance_drop_threshold:.3f})"
         )
 
     def result(retrain: bool, reasons: list[str]) -> Decision:
@@ -139,12 +157,12 @@ def decide(
             last_request.isoformat() if last_request else None,
         )
 
-    if tonight.rows < policy.min_batch_rows:
+    if tonight.rows < policy.min_partition_rows:
         return result(
             False,
             [
-                f"batch of {tonight.rows} rows is below the minimum {policy.min_batch_rows}: "
-                "reported, not acted on",
+                f"partition of {tonight.rows} rows is below the minimum "
+                f"{policy.min_partition_rows}: reported, not acted on",
                 *signals,
             ],
         )
@@ -152,8 +170,9 @@ def decide(
         return result(
             True,
             [
-                f"hard performance drop: ROC AUC {tonight.roc_auc_drop:.3f} below the test ROC "
-                f"AUC (>= {policy.hard_drop_threshold:.3f}); persistence and cooldown skipped",
+                f"hard performance drop: {metric} {tonight.performance_drop:.3f} worse than the "
+                f"test {metric} (>= {policy.hard_drop_threshold:.3f}); persistence and cooldown "
+                "skipped",
                 *signals,
             ],
         )
@@ -165,12 +184,15 @@ def decide(
     )
     if len(flagged) < policy.nights_required:
         return result(False, [persistence, *signals])
-    if last_request is not None and (night - last_request).days < policy.cooldown_days:
+    if (
+        last_request is not None
+        and (since := policy.partitions_between(last_request, night)) < policy.cooldown_partitions
+    ):
         return result(
             False,
             [
                 f"cooldown: retrain requested on {last_request.isoformat()}, "
-                f"{(night - last_request).days} day(s) ago (cooldown {policy.cooldown_days})",
+                f"{since} partition(s) ago (cooldown {policy.cooldown_partitions})",
                 persistence,
                 *signals,
             ],
@@ -191,14 +213,13 @@ def read_record(settings: Settings, night: dt.date) -> dict[str, Any] | None:
 
 
 def earlier_records(
-    settings: Settings, night: dt.date, lookback_days: int
+    settings: Settings, night: dt.date, policy: RetrainPolicy
 ) -> dict[dt.date, dict[str, Any]]:
     records = {}
-    for offset in range(1, lookback_days + 1):
-        day = night - dt.timedelta(days=offset)
-        record = read_record(settings, day)
+    for partition in policy.partitions_back(night, policy.lookback_partitions + 1)[1:]:
+        record = read_record(settings, partition)
         if record is not None:
-            records[day] = record
+            records[partition] = record
     return records
 
 
@@ -218,6 +239,7 @@ def latest_nights(settings: Settings, limit: int = 7) -> list[dict[str, Any]]:
     for night in reversed(recorded_nights(settings)[-limit:]):
         record = read_record(settings, night) or {}
         decision = record.get("decision") or {}
+        performance = record.get("performance") or {}
         rows.append(
             {
                 "night": night.isoformat(),
@@ -226,7 +248,8 @@ def latest_nights(settings: Settings, limit: int = 7) -> list[dict[str, Any]]:
                 "rows": record.get("rows"),
                 "drift_share": (record.get("drift") or {}).get("drift_share"),
                 "drifted_columns": (record.get("drift") or {}).get("drifted_columns"),
-                "roc_auc_drop": (record.get("performance") or {}).get("roc_auc_drop"),
+                "performance_metric": performance.get("metric"),
+                "performance_drop": performance.get("drop"),
                 "retrain": decision.get("retrain"),
                 "reasons": decision.get("reasons"),
             }
@@ -234,54 +257,77 @@ def latest_nights(settings: Settings, limit: int = 7) -> list[dict[str, Any]]:
     return rows
 
 
+def prometheus_file(settings: Settings) -> Path:
+    """The use case's textfile, ``reports/drift/<use case>.prom``: one directory holds every
+    use case's file (node exporter's textfile collector reads one directory, not a tree)."""
+    return settings.drift_reports_dir.parent / f"{settings.usecase_name}.prom"
+
+
 def write_prometheus_textfile(settings: Settings) -> Path | None:
-    """The newest night's figures as a Prometheus textfile (node exporter's textfile
-    collector, or any scraper of ``reports/drift/*.prom``). Written from the newest record, so
-    re-running an older night never exports stale figures."""
+    """The newest night's figures as a Prometheus textfile, every sample labelled with the
+    registered model, so use cases side by side never overwrite each other's series. Written
+    from the newest record, so re-running an older night never exports stale figures."""
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
     nights = recorded_nights(settings)
     record = read_record(settings, nights[-1]) if nights else None
     if record is None or record.get("status") != CHECKED:
         return None
+    model = settings.spec.model_name
     metrics = CollectorRegistry()
     night_ts = dt.datetime.combine(
         dt.date.fromisoformat(record["night"]), dt.time(), tzinfo=dt.UTC
     ).timestamp()
     Gauge(
-        "mlops_drift_night_timestamp_seconds", "Checked day (UTC midnight)", registry=metrics
-    ).set(night_ts)
-    Gauge("mlops_drift_share", "Share of features drifting", registry=metrics).set(
-        record["drift"]["drift_share"]
-    )
+        "mlops_drift_night_timestamp_seconds",
+        "Checked partition (UTC midnight of its first day)",
+        ["model"],
+        registry=metrics,
+    ).labels(model=model).set(night_ts)
+    Gauge("mlops_drift_share", "Share of features drifting", ["model"], registry=metrics).labels(
+        model=model
+    ).set(record["drift"]["drift_share"])
     score = Gauge(
         "mlops_drift_column_score",
         "Drift score per feature",
-        ["column", "method"],
+        ["model", "column", "method"],
         registry=metrics,
     )
     drifted = Gauge(
-        "mlops_drift_column_drifted", "1 when the feature drifts", ["column"], registry=metrics
+        "mlops_drift_column_drifted",
+        "1 when the feature drifts",
+        ["model", "column"],
+        registry=metrics,
     )
     for column, values in record["drift"]["columns"].items():
-        score.labels(column=column, method=values.get("method") or "").set(values["score"])
-        drifted.labels(column=column).set(1 if values.get("drifted") else 0)
+        score.labels(model=model, column=column, method=values.get("method") or "").set(
+            values["score"]
+        )
+        drifted.labels(model=model, column=column).set(1 if values.get("drifted") else 0)
     prediction = record.get("prediction") or {}
     if prediction.get("score") is not None:
         Gauge(
-            "mlops_prediction_drift_score", "Drift score of the churn probability", registry=metrics
-        ).set(prediction["score"])
-    drop = (record.get("performance") or {}).get("roc_auc_drop")
-    if drop is not None:
-        Gauge(
-            "mlops_champion_roc_auc_drop",
-            "Champion test ROC AUC minus ROC AUC on the day",
+            "mlops_prediction_drift_score",
+            "Drift score of the model's score (probability or predicted value)",
+            ["model"],
             registry=metrics,
-        ).set(drop)
-    Gauge("mlops_retrain_requested", "1 when the night requested a retrain", registry=metrics).set(
-        1 if record["decision"]["retrain"] else 0
-    )
-    path = settings.drift_reports_dir / PROMETHEUS_FILE
+        ).labels(model=model).set(prediction["score"])
+    performance = record.get("performance") or {}
+    if performance.get("drop") is not None:
+        Gauge(
+            "mlops_champion_performance_drop",
+            "How much worse the champion's primary metric is on the partition than at test "
+            "time (absolute when higher is better, relative otherwise)",
+            ["model", "metric"],
+            registry=metrics,
+        ).labels(model=model, metric=performance["metric"]).set(performance["drop"])
+    Gauge(
+        "mlops_retrain_requested",
+        "1 when the night requested a retrain",
+        ["model"],
+        registry=metrics,
+    ).labels(model=model).set(1 if record["decision"]["retrain"] else 0)
+    path = prometheus_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), metrics)  # writes a temporary file and renames it
     return path
@@ -294,51 +340,65 @@ def write_prometheus_textfile(settings: Settings) -> Path | None:
 class Champion:
     version: str
     run_id: str
-    threshold: float
+    threshold: float | None  # None for a regressor
     test_metrics: dict[str, float]
-    model: Any
+    model: Any  # the fitted scikit-learn pipeline
+    spec: Any
 
     def predict(self, frame: Any) -> Any:
-        import numpy as np
+        """The model's score of every row: a classifier's positive-class probability, a
+        regressor's predicted value."""
+        from mlops_pipeline.training.model import model_inputs, predict_scores
 
-        from mlops_pipeline.training.model import model_inputs
-
-        return np.asarray(self.model.predict(model_inputs(frame)))[:, 1]
+        return predict_scores(self.spec, self.model, model_inputs(self.spec, frame))
 
 
 def load_champion(settings: Settings, tracking: Any) -> Champion | None:
     import mlflow
 
-    name = settings.registered_model_name
+    from mlops_pipeline.monitoring.drift import MonitoringDataError
+
+    spec = settings.spec
+    name, tag = spec.model_name, registry.TAG_PREFIX
     version = registry.version_for_alias(tracking, name, registry.CHAMPION)
     if version is None:
         return None
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+    model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
     metrics = tracking.get_run(version.run_id).data.metrics
+    threshold = None
+    if spec.is_classifier:
+        threshold = metrics.get("threshold", (version.tags or {}).get(f"{tag}threshold"))
+        if threshold is None:
+            raise MonitoringDataError(
+                f"champion v{version.version} of {name} records no decision threshold (run "
+                f"metric `threshold` or version tag `{tag}threshold`)"
+            )
+        threshold = float(threshold)
     return Champion(
         version=str(version.version),
         run_id=version.run_id,
-        threshold=float(model.metadata.metadata["threshold"]),
-        test_metrics={n: metrics[f"test_{n}"] for n in _GATED if f"test_{n}" in metrics},
+        threshold=threshold,
+        test_metrics={
+            key.removeprefix("test_"): value
+            for key, value in metrics.items()
+            if key.startswith("test_")
+        },
         model=model,
+        spec=spec,
     )
 
 
-_GATED = ("roc_auc", "pr_auc", "log_loss", "brier")
-
-
 def reference_frame(settings: Settings, tracking: Any, champion: Champion) -> Any:
-    """The champion's training reference with its own predictions, cached per version (the
+    """The champion's training reference with its own scores, cached per version (the
     reference never changes for a version, and scoring it nightly would waste a second)."""
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    name = settings.registered_model_name
-    cache = settings.drift_reports_dir / "references" / name / f"v{champion.version}.parquet"
-    if cache.exists():
-        return pd.read_parquet(cache)
     from mlops_pipeline.monitoring.drift import PREDICTION, MonitoringDataError
 
+    cache = settings.drift_reports_dir / "references" / f"v{champion.version}.parquet"
+    if cache.exists():
+        return pd.read_parquet(cache)
     try:
         local = tracking.download_artifacts(champion.run_id, "reference/reference.parquet")
     except (MlflowException, OSError) as exc:
@@ -358,20 +418,25 @@ def reference_frame(settings: Settings, tracking: Any, champion: Champion) -> An
 def run_nightly_check(
     settings: Settings, night: dt.date, airflow: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Check ``night`` (a completed day) against the champion; write, log and export its
-    record and return it. Raises ``MonitoringDataError`` when the day cannot be checked and
-    ``registry.TrackingUnavailable`` when MLflow does not answer (worth a retry)."""
+    """Check the partition ``night`` (a completed one of the use case's cadence) against the
+    champion; write, log and export its record and return it. Raises ``MonitoringDataError``
+    when the partition cannot be checked and ``registry.TrackingUnavailable`` when MLflow does
+    not answer (worth a retry)."""
     import numpy as np
 
     from mlops_pipeline.monitoring import drift
 
+    spec = settings.spec
+    night = spec.cadence.partition_of(night)
     timings: dict[str, float] = {}
     mark = time.perf_counter()
     tracking = registry.client(settings)
-    policy = RetrainPolicy.from_settings(settings)
-    current = drift.read_day(settings, night)
+    policy = RetrainPolicy.from_spec(spec)
+    current = drift.read_partition(settings, night)
     champion = load_champion(settings, tracking)
     record: dict[str, Any] = {
+        "usecase": spec.name,
+        "model_name": spec.model_name,
         "night": night.isoformat(),
         "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": len(current),
@@ -389,23 +454,27 @@ def run_nightly_check(
     timings["load"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    scored = champion.predict(drift.with_on_demand_features(settings, current))
+    scored = champion.predict(drift.with_on_demand_features(spec, current))
     logged = drift.logged_predictions(settings, night, champion.version)
     source = "prediction log" if len(logged) >= drift.MIN_LOGGED_PREDICTIONS else "batch scoring"
     current_predictions = logged if source == "prediction log" else scored
     performance = drift.performance(
-        current[contract.LABEL].to_numpy(), scored, champion.threshold, champion.test_metrics
+        spec,
+        current[spec.label].to_numpy(),
+        scored,
+        champion.threshold,
+        champion.test_metrics,
     )
     timings["score"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    config = drift.DriftConfig.from_settings(settings)
-    features = current[list(drift.DRIFT_FEATURES)]
+    config = drift.DriftConfig.from_spec(spec)
+    features = current[list(config.features)]
     if source == "batch scoring":
         features = features.assign(**{drift.PREDICTION: current_predictions})
         snapshot, result = drift.run_drift(reference, features, config)
     else:
-        # Logged predictions are not row-aligned with the day's rows: two reports.
+        # Logged predictions are not row-aligned with the partition's rows: two reports.
         without = reference.drop(columns=drift.PREDICTION)
         snapshot, result = drift.run_drift(without, features, config)
         result.prediction = drift.prediction_drift(
@@ -418,9 +487,9 @@ def run_nightly_check(
         rows=len(current),
         drift_share=result.drift_share,
         drifted_columns=result.drifted_columns,
-        roc_auc_drop=performance.get("roc_auc_drop"),
+        performance_drop=performance["drop"],
     )
-    decision = decide(night, flags, earlier_records(settings, night, policy.lookback_days), policy)
+    decision = decide(night, flags, earlier_records(settings, night, policy), policy)
     folder = night_dir(settings, night)
     html = drift.save_html(snapshot, folder / REPORT)
     record |= {
@@ -451,9 +520,9 @@ def _write_record(settings: Settings, night: dt.date, record: dict[str, Any]) ->
 
 
 def _log_to_mlflow(settings: Settings, tracking: Any, record: dict[str, Any], html: Path) -> str:
-    """One MLflow run per night in the ``monitoring`` experiment; a re-run of the night
+    """One MLflow run per night in the use case's monitoring experiment; a re-run of the night
     replaces the night's earlier run."""
-    experiment = registry.experiment_id(tracking, settings, MONITORING_EXPERIMENT)
+    experiment = registry.experiment_id(tracking, settings, settings.spec.monitoring_experiment)
     tag = f"{registry.TAG_PREFIX}night"
     for old in tracking.search_runs([experiment], f"tags.`{tag}` = '{record['night']}'"):
         tracking.delete_run(old.info.run_id)
@@ -462,23 +531,25 @@ def _log_to_mlflow(settings: Settings, tracking: Any, record: dict[str, Any], ht
         run_name=f"drift-{record['night']}",
         tags={
             tag: record["night"],
+            f"{registry.TAG_PREFIX}usecase": record["usecase"],
             f"{registry.TAG_PREFIX}champion_version": record["champion"]["version"],
             f"{registry.TAG_PREFIX}retrain": str(record["decision"]["retrain"]).lower(),
             f"{registry.TAG_PREFIX}airflow_run_id": record["airflow"].get("run_id", "none"),
         },
     )
     run_id = run.info.run_id
+    performance = record["performance"]
     metrics = {
         "drift_share": record["drift"]["drift_share"],
         "rows": float(record["rows"]),
         "retrain": 1.0 if record["decision"]["retrain"] else 0.0,
         **{f"drift_{c}": v["score"] for c, v in record["drift"]["columns"].items()},
+        **{k: v for k, v in (performance.get("metrics") or {}).items() if k != "rows"},
     }
     if record["prediction"].get("score") is not None:
         metrics["prediction_drift"] = record["prediction"]["score"]
-    for key in ("roc_auc", "roc_auc_drop", "pr_auc", "brier"):
-        if record["performance"].get(key) is not None:
-            metrics[key] = record["performance"][key]
+    if performance.get("drop") is not None:
+        metrics[f"{performance['metric']}_drop"] = performance["drop"]
     from mlflow.entities import Metric, Param
 
     stamp = int(time.time() * 1000)

@@ -1,8 +1,9 @@
-"""The task defaults the project's DAGs share.
+"""The task defaults the generated DAGs share.
 
-Transient failures (a tracking server or database down) retry with exponential backoff;
-deterministic ones (bad data, a failed gate) raise ``AirflowFailException`` and never retry.
-Cheap to import: DAG files read it at parse time.
+Transient failures (a tracking server or database down, a flaky mount) retry; deterministic
+ones raise a ``PermanentFailure``, which ``orchestration.failures.fail_fast`` turns into
+``AirflowFailException`` so they never retry. Cheap to import: the DAG factory reads it at parse
+time.
 """
 
 from __future__ import annotations
@@ -21,3 +22,9 @@ def retrying_tasks(owner: str) -> dict[str, Any]:
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=10),
     }
+
+
+def local_tasks(owner: str, retry_delay: dt.timedelta = dt.timedelta(minutes=1)) -> dict[str, Any]:
+    """``default_args`` for tasks whose faults are local (files, one quick registry call): two
+    retries at a fixed delay."""
+    return {"owner": owner, "retries": 2, "retry_delay": retry_delay}

@@ -2,6 +2,10 @@
 
 This is one of the few modules that import Airflow. It prepares the embedded Airflow (SQLite
 metadata database under ``MLOPS_HOME``) when the environment has not pointed elsewhere.
+
+DAG ids are ``<usecase>__<stage>`` (``orchestration.factory.dag_id``). ``dag.test()`` does not
+trigger the consumers of the assets a run emits; ``run_on_events`` runs a consumer on exactly
+the events a producer's run emitted, as the scheduler would hand them over.
 """
 
 from __future__ import annotations
@@ -79,8 +83,83 @@ def run_daily(dag_id: str, day: dt.date, conf: dict | None = None) -> Any:
     A manual run processes the last complete interval before its logical date, so the run for
     a day is dated the midnight that ends it.
     """
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return _run_interval(dag_id, day, dt.timedelta(days=1), conf)
+
+
+def run_partition(dag_id: str, partition: dt.date, conf: dict | None = None) -> Any:
+    """Run a DAG of a use case for the data interval of one of its partitions (a day or a
+    week, by the use case's declared cadence), named by its first day."""
+    from mlops_pipeline.config import get_settings
+    from mlops_pipeline.orchestration.assets import SEPARATOR
+
+    usecase = dag_id.split(SEPARATOR, 1)[0]
+    cadence = get_settings().for_usecase(usecase).spec.cadence
+    return _run_interval(dag_id, cadence.partition_of(partition), cadence.length, conf)
+
+
+def _run_interval(dag_id: str, start: dt.date, length: dt.timedelta, conf: dict | None) -> Any:
+    end = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC) + length
     return run_dag(dag_id, logical_date=end, conf=conf)
+
+
+def run_on_events(dag_id: str, producers: list[Any]) -> Any | None:
+    """Run ``dag_id`` on the asset events that the ``producers`` (DagRuns) emitted on the assets
+    it is scheduled on, as the scheduler would: its tasks see them as
+    ``triggering_asset_events``. Returns the DagRun, or None when those runs emitted no such
+    event (the scheduler would not have run it)."""
+    from unittest import mock
+
+    from airflow.models import dagrun as dagrun_module
+    from airflow.models.asset import AssetEvent, AssetModel
+    from sqlalchemy import and_, or_
+
+    dag = dagbag().get_dag(dag_id)
+    names = scheduled_on(dag)
+    emitted = or_(
+        *(
+            and_(AssetEvent.source_dag_id == run.dag_id, AssetEvent.source_run_id == run.run_id)
+            for run in producers
+        )
+    )
+
+    def events(session: Any) -> list[Any]:
+        return (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name.in_(names), emitted)
+            .order_by(AssetEvent.id)
+            .all()
+        )
+
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        if not producers or not events(session):
+            return None
+    create = dagrun_module.get_or_create_dagrun
+
+    def create_with_events(**kwargs: Any) -> Any:
+        run = create(**kwargs)
+        session = kwargs["session"]
+        run.consumed_asset_events.extend(events(session))
+        session.commit()
+        return run
+
+    # dag.test() creates its run through this helper; the events are attached before any task
+    # of the run starts.
+    with mock.patch.object(dagrun_module, "get_or_create_dagrun", create_with_events):
+        return dag.test(logical_date=None)
+
+
+def scheduled_on(dag: Any) -> set[str]:
+    """Names of the assets an asset-scheduled DAG waits for (``a | b``, ``[a, b]``, ``a``)."""
+
+    def names(condition: Any) -> set[str]:
+        if hasattr(condition, "objects"):
+            return set().union(*(names(part) for part in condition.objects))
+        return {condition.name}
+
+    return names(dag.timetable.asset_condition)
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

@@ -1,8 +1,14 @@
-"""``make demo``: the whole lifecycle through Airflow on embedded defaults.
+"""``make demo``: every declared use case's lifecycle, side by side, through Airflow.
 
-About two weeks of generated days, covariate drift from partway through. Each day: ingest ->
-materialize -> train when due -> gated deploy, then that night's drift check; a night that
-requests a retrain trains and deploys again, exactly as the asset events would chain them.
+Twelve generated partitions per use case, the same scenarios for each: clean ones, one that loses a
+few rows to quarantine, one whose schema breaks (it fails whole), and covariate drift from
+partway through. Each partition: ingest -> materialize -> train when due -> gated deploy, then
+that night's drift check; a night that requests a retrain trains and deploys again. Each step
+runs the consumer DAG on exactly the asset events its producer emitted, as the scheduler would.
+
+The use cases' partitions are interleaved through one embedded Airflow, so the DAG parsing and
+the start-up costs are paid once. Then one table per use case, and live predictions from each
+use case's own model server, by entity id (the online store) and inline (raw features).
 """
 
 from __future__ import annotations
@@ -10,10 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +29,12 @@ from mlops_pipeline.config import Settings, get_settings
 
 DEMO_START = dt.date(2025, 6, 2)
 DEMO_DAYS = 12
-# One day loses a few rows to quarantine and still passes; one day is broken and fails whole.
+# One partition loses a few rows to quarantine and still passes; one is broken and fails whole.
 DEMO_SCENARIOS = {2: "out_of_range", 4: "schema_break"}
-# From this day on, prices rise and usage slumps (datagen's covariate drift).
+# From this partition on, the generators shift the features (covariate drift).
 DRIFT_FROM = 8
+# Lands the partition holding a day (settings, day, scenario): the demo generates it.
+Lander = Callable[[Settings, dt.date, str], None]
 
 
 def demo_scenarios(days: int, drift_from: int) -> dict[int, str]:
@@ -36,8 +46,9 @@ def demo_scenarios(days: int, drift_from: int) -> dict[int, str]:
 
 @dataclass
 class Lifecycle:
-    """What the run did, for the table and for the tests."""
+    """What the run did for one use case, for the table and for the tests."""
 
+    usecase: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
     dag_runs: list[Any] = field(default_factory=list)
     wall_seconds: float = 0.0
@@ -48,89 +59,150 @@ class Lifecycle:
         return self.wall_seconds - self.task_seconds
 
 
+def partition_at(settings: Settings, start: dt.date, offset: int) -> dt.date:
+    """The ``offset``-th partition from ``start``'s, in the use case's cadence."""
+    cadence = settings.spec.cadence
+    return cadence.partition_of(start) + offset * cadence.length
+
+
 def run_lifecycle(
-    settings: Settings, start: dt.date, scenarios: dict[int, str], rows_per_day: int
+    settings: Settings,
+    start: dt.date,
+    scenarios: dict[int, str],
+    rows_per_day: int,
+    land: Lander | None = None,
 ) -> Lifecycle:
-    """Run every day of ``scenarios`` (offset from ``start`` -> scenario) through the DAGs."""
-    from mlops_pipeline.data.datagen import generate_day
+    """Run every partition of ``scenarios`` (offset from ``start`` -> scenario) of the settings'
+    use case through its DAGs."""
+    name = settings.usecase_name
+    return run_lifecycles(settings, [name], start, scenarios, rows_per_day, land)[name]
+
+
+def run_lifecycles(
+    settings: Settings,
+    usecases: list[str],
+    start: dt.date,
+    scenarios: dict[int, str],
+    rows_per_day: int,
+    land: Lander | None = None,
+) -> dict[str, Lifecycle]:
+    """Run the scenarios for every one of ``usecases``, their partitions interleaved (partition 0 of
+    each, then partition 1 of each, ...) through the same embedded Airflow."""
     from mlops_pipeline.orchestration import runner as airflow_runner
 
     airflow_runner.configure_embedded_airflow(settings)
-    lifecycle = Lifecycle()
-    started_all = time.perf_counter()
+    airflow_runner.migrate_metadata_db()
+    land = land or _generate(rows_per_day)
+    lifecycles = {name: Lifecycle(usecase=name) for name in usecases}
+    for offset, scenario in sorted(scenarios.items()):
+        for name in usecases:
+            lifecycle = lifecycles[name]
+            began = time.perf_counter()
+            row = _run_partition(
+                settings.for_usecase(name), offset, start, scenario, land, lifecycle
+            )
+            row["seconds"] = round(time.perf_counter() - began, 1)
+            lifecycle.wall_seconds += time.perf_counter() - began
+            lifecycle.rows.append(row)
+    for lifecycle in lifecycles.values():
+        lifecycle.task_seconds = airflow_runner.task_seconds(lifecycle.dag_runs)
+    return lifecycles
 
-    def run(dag_id: str, day: dt.date | None = None, conf: dict | None = None) -> Any:
-        dag_run = (
-            airflow_runner.run_daily(dag_id, day, conf)
-            if day
-            else airflow_runner.run_dag(dag_id, conf=conf)
-        )
-        lifecycle.dag_runs.append(dag_run)
+
+def _generate(rows: int) -> Lander:
+    def generate(settings: Settings, day: dt.date, scenario: str) -> None:
+        from mlops_pipeline.data.datagen import generate_day
+
+        generate_day(settings, day, rows=rows, scenario=scenario)
+
+    return generate
+
+
+def _run_partition(
+    settings: Settings,
+    offset: int,
+    start: dt.date,
+    scenario: str,
+    land: Lander,
+    lifecycle: Lifecycle,
+) -> dict[str, Any]:
+    """One partition of one use case: ingest, then what its events trigger, then the night."""
+    from mlops_pipeline.orchestration import runner as airflow_runner
+    from mlops_pipeline.orchestration.factory import dag_id
+
+    name = settings.usecase_name
+    day = partition_at(settings, start, offset)
+    land(settings, day, scenario)
+
+    def recorded(dag_run: Any) -> Any:
+        if dag_run is not None:
+            lifecycle.dag_runs.append(dag_run)
         return dag_run
 
-    def train_and_deploy(conf: dict) -> str:
-        trained = run("train_churn_model", conf=conf)
-        states = airflow_runner.task_states(trained)
+    def consumer(stage: str, producer: Any) -> Any:
+        return recorded(airflow_runner.run_on_events(dag_id(name, stage), [producer]))
+
+    def train_and_deploy(trained: Any) -> str:
+        """What a training run (if its events triggered one) and its challenger led to."""
+        if trained is None:
+            return ""
         if str(trained.state) != "success":
             return "training FAILED"
-        if states.get("train") != "success":
-            return ""
-        # What churn_model_challenger triggers: the gated deployment.
-        (event,) = airflow_runner.asset_event_extras("churn_model_challenger", trained)
-        deployed = run("deploy_churn_model", conf={"version": event["version"]})
-        outcome = airflow_runner.task_states(deployed)
-        verdict = "promoted" if outcome.get("promote") == "success" else "rejected"
+        if airflow_runner.task_states(trained).get("train") != "success":
+            return ""  # not due: the training check short-circuited
+        deployed = consumer("deploy", trained)
+        version = _challenger_version(name, trained)
+        if deployed is None:
+            return f"v{version} not deployed"
         if str(deployed.state) != "success":
-            verdict = "deploy FAILED"
-        return f"v{event['version']} {verdict}"
+            return f"v{version} deploy FAILED"
+        promoted = airflow_runner.task_states(deployed).get("promote") == "success"
+        return f"v{version} {'promoted' if promoted else 'rejected'}"
 
-    for offset, scenario in sorted(scenarios.items()):
-        day = start + dt.timedelta(days=offset)
-        generate_day(settings.landing_dir, day, rows=rows_per_day, scenario=scenario)
-        began = time.perf_counter()
-        ingested = run("ingest_customer_activity", day)
-        row: dict[str, Any] = {"date": day.isoformat(), "scenario": scenario}
-        models, drift_share, retrain = [], "-", "-"
-        if str(ingested.state) == "success":
-            # What validated_customer_activity triggers: materialize the day.
-            materialized = run("materialize_customer_features", conf={"dates": [day.isoformat()]})
-            if str(materialized.state) != "success":
-                models.append("features FAILED")
-            # What customer_features_online triggers: training when due (cadence, enough days).
-            models.append(train_and_deploy({"window_end": day.isoformat(), "reason": "features"}))
-            # The night after the day: the drift check.
-            checked = run("monitor_drift", day)
-            drift_share, retrain = _night(settings, day, checked)
-            extras = airflow_runner.asset_event_extras("retrain_requested", checked)
-            if extras:
-                from mlops_pipeline.training.job import trigger_from_events
+    ingested = recorded(airflow_runner.run_partition(dag_id(name, "ingest"), day))
+    row: dict[str, Any] = {"date": day.isoformat(), "scenario": scenario}
+    models, drift_share, retrain = [], "-", "-"
+    if str(ingested.state) == "success":
+        # What the validated data triggers: materialize the partition.
+        materialized = consumer("materialize", ingested)
+        if materialized is None or str(materialized.state) != "success":
+            models.append("features FAILED")
+        else:
+            # What the features being online trigger: training when due, then its deploy.
+            models.append(train_and_deploy(consumer("train", materialized)))
+        # The night after the partition: the drift check; a retrain request trains again.
+        checked = recorded(
+            airflow_runner.run_partition(
+                dag_id(name, "monitor_drift"), day, conf={"date": day.isoformat()}
+            )
+        )
+        drift_share, retrain = _night(settings, day, checked)
+        models.append(train_and_deploy(consumer("train", checked)))
+    report = _ingestion_report(settings, day)
+    row |= {
+        "dag_run": str(ingested.state),
+        "rows": report.get("rows_valid", 0),
+        "quarantined": report.get("rows_quarantined", 0),
+        "drift_share": drift_share,
+        "retrain": retrain,
+        "champion": _champion(settings),
+        "model": ", ".join(m for m in models if m) or "-",
+    }
+    return row
 
-                # What retrain_requested triggers: training with the event's day and reason.
-                window_end, reason = trigger_from_events(
-                    {"retrain_requested": extras}, None, "manual", day
-                )
-                models.append(
-                    train_and_deploy({"window_end": window_end.isoformat(), "reason": reason})
-                )
-        report = _ingestion_report(settings, day)
-        row |= {
-            "dag_run": str(ingested.state),
-            "rows": report.get("rows_valid", 0),
-            "quarantined": report.get("rows_quarantined", 0),
-            "drift_share": drift_share,
-            "retrain": retrain,
-            "champion": _champion(settings),
-            "model": ", ".join(m for m in models if m) or "-",
-            "seconds": round(time.perf_counter() - began, 1),
-        }
-        lifecycle.rows.append(row)
-    lifecycle.wall_seconds = time.perf_counter() - started_all
-    lifecycle.task_seconds = airflow_runner.task_seconds(lifecycle.dag_runs)
-    return lifecycle
+
+def _challenger_version(usecase: str, dag_run: Any) -> str:
+    from mlops_pipeline.orchestration import runner as airflow_runner
+    from mlops_pipeline.orchestration.assets import usecase_assets
+
+    events = airflow_runner.asset_event_extras(usecase_assets(usecase).challenger.name, dag_run)
+    return str(events[-1]["version"]) if events else "?"
 
 
 def _ingestion_report(settings: Settings, day: dt.date) -> dict[str, Any]:
-    path = settings.reports_dir / "ingestion" / f"date={day.isoformat()}.json"
+    from mlops_pipeline.data.ingestion import report_path
+
+    path = report_path(settings, day)
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -146,7 +218,7 @@ def _night(settings: Settings, day: dt.date, dag_run: Any) -> tuple[str, str]:
     share = f"{record['drift']['drift_share']:.2f}"
     if decision["retrain"]:
         return share, "RETRAIN"
-    why = decision["reasons"][0]
+    why = decision["reasons"][0] if decision["reasons"] else ""
     if why.startswith("cooldown"):
         return share, "no (cooldown)"
     if why.startswith("drifted on"):
@@ -160,7 +232,7 @@ def _night(settings: Settings, day: dt.date, dag_run: Any) -> tuple[str, str]:
 def _champion(settings: Settings) -> str:
     from mlops_pipeline.deployment.registry import CHAMPION, client, version_for_alias
 
-    version = version_for_alias(client(settings), settings.registered_model_name, CHAMPION)
+    version = version_for_alias(client(settings), settings.spec.model_name, CHAMPION)
     return f"v{version.version}" if version else "-"
 
 
@@ -186,75 +258,124 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def run_demo(settings: Settings) -> Lifecycle:
+def run_demo(settings: Settings, usecases: list[str] | None = None) -> dict[str, Lifecycle]:
+    from mlops_pipeline.usecases.loader import declared_usecases
+
+    usecases = usecases or declared_usecases(settings.usecases_dir)
+    started = time.perf_counter()
+    lifecycles = run_lifecycles(
+        settings,
+        usecases,
+        DEMO_START,
+        demo_scenarios(DEMO_DAYS, DRIFT_FROM),
+        settings.rows_per_day,
+    )
+    for name, lifecycle in lifecycles.items():
+        spec = settings.for_usecase(name).spec
+        print(f"\n== {name}: {spec.task.value}, model {spec.model_name} ==")
+        print(table(lifecycle.rows))
+    print()
+    for name in usecases:
+        _where_things_are(settings.for_usecase(name))
+    print("State summary:        .venv/bin/mlops-pipeline status --usecase NAME")
+    for name in usecases:
+        _show_live_predictions(settings.for_usecase(name))
+    wall = time.perf_counter() - started
+    runs = sum(len(lc.dag_runs) for lc in lifecycles.values())
+    tasks = sum(lc.task_seconds for lc in lifecycles.values())
+    print(
+        f"\nWall time {wall:.0f} s over {runs} DAG runs of {len(usecases)} use cases; task run "
+        f"time {tasks:.0f} s; orchestration and serving overhead {wall - tasks:.0f} s "
+        f"({(wall - tasks) / wall:.0%} of the wall time)."
+    )
+    return lifecycles
+
+
+def _where_things_are(settings: Settings) -> None:
     from mlops_pipeline.data import storage
     from mlops_pipeline.features.materialization import materialized_ranges
-    from mlops_pipeline.monitoring.nightly import PROMETHEUS_FILE
+    from mlops_pipeline.monitoring.nightly import prometheus_file
 
-    lifecycle = run_lifecycle(
-        settings, DEMO_START, demo_scenarios(DEMO_DAYS, DRIFT_FROM), settings.rows_per_day
-    )
-    print(table(lifecycle.rows))
+    spec = settings.spec
+    print(f"-- {spec.name}")
     lake_days = storage.partition_days(settings.lake_dir)
-    print(f"\nValidated partitions: {len(lake_days)} under {settings.lake_dir}")
-    print(f"Data Docs:            {settings.data_docs_dir / 'index.html'}")
+    print(f"Validated partitions: {len(lake_days)} under {settings.lake_dir}")
     print(f"Validation results:   {settings.validations_dir}")
     print(f"Quarantine:           {settings.quarantine_dir}")
-    print(f"Feature store:        {settings.feast_dir} (registry, SQLite online store)")
+    print(f"Feature store:        {settings.feast_dir} (project {settings.feast_project})")
     for view, span in materialized_ranges(settings).items():
         print(f"  {view:<20} materialized {span['from']} .. {span['to']}")
     drift_dir = settings.drift_reports_dir
     print(f"Drift reports:        {drift_dir}/night=YYYY-MM-DD/report.html (+ summary.json)")
-    print(f"Drift metrics:        {drift_dir / PROMETHEUS_FILE} (Prometheus textfile)")
-    print(f"Model cards:          MLflow run artifacts model_card/ under {settings.mlflow_dir}")
-    print(f"Decision records:     {settings.reports_dir / 'decisions'}")
-    print(f"MLflow:               {settings.tracking_uri}")
+    print(f"Drift metrics:        {prometheus_file(settings)} (Prometheus textfile)")
+    print(f"Decision records:     {settings.decisions_dir}")
     print(
-        "  open the UI with:   .venv/bin/mlflow ui --backend-store-uri "
-        f"{settings.tracking_uri} --port 5000  (experiments churn-training, monitoring)"
+        f"MLflow:               model {spec.model_name}, experiments "
+        f"{spec.training_experiment}, {spec.monitoring_experiment}"
     )
-    print("State summary:        .venv/bin/mlops-pipeline status")
-    _show_live_predictions(settings)
-    print(
-        f"\nWall time {lifecycle.wall_seconds:.0f} s over {len(lifecycle.dag_runs)} DAG runs; "
-        f"task run time {lifecycle.task_seconds:.0f} s; orchestration overhead "
-        f"{lifecycle.overhead_seconds:.0f} s "
-        f"({lifecycle.overhead_seconds / lifecycle.wall_seconds:.0%} of the wall time)."
-    )
-    return lifecycle
+
+
+def _sample_rows(settings: Settings, count: int) -> list[dict[str, Any]]:
+    """A few rows of the latest validated partition, JSON-ready."""
+    import pandas as pd
+
+    from mlops_pipeline.data import storage
+
+    days = storage.partition_days(settings.lake_dir)
+    if not days:
+        return []
+    frame = pd.read_parquet(storage.partition_dir(settings.lake_dir, days[-1])).head(count)
+    rows = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in rows
+    ]
 
 
 def _show_live_predictions(settings: Settings) -> None:
-    """Start the model server, ask it for a few customers, stop it."""
+    """Start the use case's model server, ask it by entity id and inline, stop it."""
     import httpx
 
     from mlops_pipeline.serving.process import running_server
 
+    spec = settings.spec
+    key, score, decision = spec.entity.key, spec.serving.score_field, spec.serving.decision_field
     if _champion(settings) == "-":
-        print("\nNo champion: the gates promoted no model, so there is nothing to serve.")
+        print(f"\n{spec.name}: no champion (the gates promoted no model): nothing to serve.")
         return
+    rows = _sample_rows(settings, 3)
+    ids = [row[key] for row in rows] + [10**9]
+    inline = {c: rows[0][c] for c in (key, *spec.feature_columns)} if rows else {}
     try:
         with running_server(settings) as base:
-            answer = httpx.post(f"{base}/predict", json={"customer_ids": [1, 2, 3, 42, 10**9]})
+            by_id = httpx.post(f"{base}/predict", json={"entities": {key: ids}}, timeout=30)
+            by_row = httpx.post(f"{base}/predict", json={"instances": [inline]}, timeout=30)
     except (RuntimeError, TimeoutError) as exc:
-        print(f"\nModel server did not start (is there a champion?): {exc}")
+        print(f"\n{spec.name}: the model server did not start: {exc}")
         return
-    body = answer.json()
-    print(
-        f"\nLive predictions from {base} (model v{body['model_version']}, "
-        f"threshold {body['threshold']:.3f}):"
-    )
-    for prediction in body["predictions"]:
+    for label, answer in (("by entity id", by_id), ("inline", by_row)):
+        if answer.status_code != 200:
+            print(f"\n{spec.name} {label}: HTTP {answer.status_code}: {answer.text[:300]}")
+            continue
+        body = answer.json()
+        threshold = body.get("threshold")
         print(
-            f"  customer {prediction['customer_id']:>6}: p(churn)="
-            f"{prediction['churn_probability']:.3f} churn={prediction['churn']}"
+            f"\nLive predictions of {spec.name} {label} from {base} (model "
+            f"{body['model_name']} v{body['model_version']}"
+            + (f", threshold {threshold:.3f}" if threshold is not None else "")
+            + "):"
         )
-    for unknown in body["unknown"]:
-        print(f"  customer {unknown['customer_id']}: {unknown['error']}")
+        for prediction in body["predictions"]:
+            shown = f"{score}={prediction[score]:.3f}"
+            if decision:
+                shown += f" {decision}={prediction[decision]}"
+            print(f"  {key} {prediction.get(key)!s:>10}: {shown}")
+        for unknown in body.get("unknown", []):
+            print(f"  {key} {unknown[key]!s:>10}: {unknown['error']}")
 
 
 def unexpected(rows: list[dict]) -> list[dict]:
-    """Rows whose outcome is not what their scenario should give (the broken day must fail)."""
+    """Rows whose outcome is not what their scenario should give (the broken one must fail)."""
     return [
         r
         for r in rows
@@ -270,8 +391,9 @@ def main() -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING)
-    lifecycle = run_demo(get_settings())
-    wrong = unexpected(lifecycle.rows)
+    lifecycles = run_demo(get_settings())
+    wrong = {name: unexpected(lc.rows) for name, lc in lifecycles.items()}
+    wrong = {name: rows for name, rows in wrong.items() if rows}
     if wrong:
         print(f"\nUnexpected outcomes: {wrong}", file=sys.stderr)
         return 1

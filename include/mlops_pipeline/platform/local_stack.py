@@ -2,9 +2,9 @@
 
 Starts Airflow's api-server, scheduler, dag-processor and triggerer (LocalExecutor on the
 SQLite metadata database under ``MLOPS_HOME/airflow``, as ``airflow standalone`` does), the
-MLflow UI on the embedded tracking store and the model server, unpauses the project's DAGs
-and prints the URLs and the login. Ctrl-C (or SIGTERM) stops every process it started,
-children included.
+MLflow UI on the embedded tracking store and one model server per declared use case, unpauses
+every use case's DAGs and prints the URLs and the login. Ctrl-C (or SIGTERM) stops every
+process it started, children included.
 
 Authentication is on: Airflow's simple auth manager with one user, ``admin`` (role admin),
 whose password is generated once (``secrets.token_urlsafe``) into
@@ -12,7 +12,8 @@ whose password is generated once (``secrets.token_urlsafe``) into
 by the Airflow components are generated once into ``AIRFLOW_HOME/local_stack_secrets.json``.
 
 Ports (all bound to 127.0.0.1): ``AIRFLOW_PORT`` (8080), ``MLFLOW_PORT`` (5000),
-``MODEL_SERVER_PORT`` (8000).
+``MODEL_SERVER_PORT`` (8000): the first use case's model server, the next ones on the following
+ports in the use cases' sorted order.
 
     python -m mlops_pipeline.platform.local_stack
 """
@@ -35,8 +36,10 @@ import httpx
 
 from mlops_pipeline.config import Settings, get_settings
 from mlops_pipeline.data import storage
+from mlops_pipeline.failures import SpecError
 from mlops_pipeline.orchestration.runner import embedded_airflow_env
 from mlops_pipeline.platform import airflow_users
+from mlops_pipeline.usecases.loader import declared_usecases
 
 REPO = Path(__file__).resolve().parents[3]
 HOST = "127.0.0.1"
@@ -49,6 +52,9 @@ SIMPLE_AUTH_MANAGER = (
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # /api/v2/monitor/health names these; the api-server answering is the fourth.
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+# The stages the DAG factory builds for every use case (``<usecase>__<stage>``), named here so
+# that this process never imports Airflow (tests keep it equal to the factory's).
+DAG_STAGES = ("ingest", "materialize", "train", "deploy", "rollback", "monitor_drift")
 
 
 class StackError(RuntimeError):
@@ -68,6 +74,10 @@ class Ports:
             mlflow=int(environ.get("MLFLOW_PORT", cls.mlflow)),
             model_server=int(environ.get("MODEL_SERVER_PORT", cls.model_server)),
         )
+
+    def model_servers(self, usecases: Iterable[str]) -> dict[str, int]:
+        """The model server's port of each use case: consecutive from ``model_server``."""
+        return {name: self.model_server + i for i, name in enumerate(sorted(usecases))}
 
 
 def _private_json(path: Path, make: dict[str, str]) -> dict[str, str]:
@@ -89,10 +99,18 @@ def admin_password(airflow_home: Path) -> str:
 
 
 def airflow_environment(
-    settings: Settings, ports: Ports, environ: Mapping[str, str] = os.environ
+    settings: Settings,
+    ports: Ports,
+    environ: Mapping[str, str] = os.environ,
+    usecases: Iterable[str] | None = None,
 ) -> dict[str, str]:
     """The environment of every Airflow component: embedded defaults (variables already set
-    win), the simple auth manager with the generated admin, shared secrets, LocalExecutor."""
+    win), the simple auth manager with the generated admin, shared secrets, LocalExecutor.
+
+    The post-promotion smoke test asks the use case's model server: ``MLOPS_SERVING_URL`` can
+    name one server per use case only by host (``{usecase}``), and here they differ by port, so
+    it is set when one use case is declared (with more, set it yourself or go without)."""
+    usecases = sorted(declared_usecases(settings.usecases_dir) if usecases is None else usecases)
     if airflow_users.all_admins(environ):
         raise StackError(f"{airflow_users.ALL_ADMINS} turns the login off")
     airflow_home = Path(environ.get("AIRFLOW_HOME", settings.home / "airflow"))
@@ -110,9 +128,11 @@ def airflow_environment(
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "MLOPS_HOME": str(settings.home),
-        # The post-promotion smoke test asks the model server this stack runs.
-        "MLOPS_SERVING_URL": f"http://{HOST}:{ports.model_server}",
+        "MLOPS_USECASES_DIR": str(settings.usecases_dir),
     }
+    if len(usecases) == 1:
+        # The post-promotion smoke test asks the model server this stack runs.
+        defaults["MLOPS_SERVING_URL"] = f"http://{HOST}:{ports.model_server}"
     forced = {
         "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
@@ -129,9 +149,11 @@ def airflow_environment(
     return {**defaults, **environ, **forced}
 
 
-def project_dag_ids() -> list[str]:
-    """One DAG per file, named after it."""
-    return sorted(p.stem for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
+def project_dag_ids(usecases: Iterable[str] | None = None) -> list[str]:
+    """Every DAG of every declared use case (``dags/<usecase>.py`` builds ``<usecase>__*``)."""
+    if usecases is None:
+        usecases = declared_usecases(get_settings().usecases_dir)
+    return [f"{name}__{stage}" for name in sorted(usecases) for stage in DAG_STAGES]
 
 
 @dataclass
@@ -192,11 +214,15 @@ class LocalStack:
     ) -> None:
         self.settings = settings or get_settings()
         self.ports = ports or Ports.from_env()
+        self.usecases = declared_usecases(self.settings.usecases_dir)
+        if not self.usecases:
+            raise StackError(f"no use case is declared under {self.settings.usecases_dir}")
         self.env = airflow_environment(
-            self.settings, self.ports, os.environ if environ is None else environ
+            self.settings, self.ports, os.environ if environ is None else environ, self.usecases
         )
         self.airflow_home = Path(self.env["AIRFLOW_HOME"])
-        self.unpause = list(project_dag_ids() if unpause is None else unpause)
+        self.model_server_ports = self.ports.model_servers(self.usecases)
+        self.unpause = list(project_dag_ids(self.usecases) if unpause is None else unpause)
         self.log_dir = log_dir or self.settings.home / "local_stack" / "logs"
         bin_dir = Path(sys.executable).parent
         airflow = str(bin_dir / "airflow")
@@ -221,18 +247,24 @@ class LocalStack:
                 ],
                 self.log_dir / "mlflow.log",
             ),
+        ]
+        # One model server per use case: each loads its own champion and watches its alias.
+        self.components += [
             Component(
-                "model-server",
+                f"model-server-{name}",
                 [
                     str(bin_dir / "mlops-pipeline"),
                     "serve",
+                    "--usecase",
+                    name,
                     "--host",
                     HOST,
                     "--port",
-                    str(self.ports.model_server),
+                    str(port),
                 ],
-                self.log_dir / "model-server.log",
-            ),
+                self.log_dir / f"model-server-{name}.log",
+            )
+            for name, port in self.model_server_ports.items()
         ]
 
     @property
@@ -244,8 +276,14 @@ class LocalStack:
         return f"http://{HOST}:{self.ports.mlflow}"
 
     @property
+    def model_server_urls(self) -> dict[str, str]:
+        """Each use case's model server."""
+        return {name: f"http://{HOST}:{port}" for name, port in self.model_server_ports.items()}
+
+    @property
     def model_server_url(self) -> str:
-        return f"http://{HOST}:{self.ports.model_server}"
+        """The first use case's model server."""
+        return next(iter(self.model_server_urls.values()))
 
     @property
     def password(self) -> str:
@@ -316,7 +354,8 @@ class LocalStack:
         ]
         if unhealthy:
             return "Airflow " + ", ".join(unhealthy)
-        for name, url in (("MLflow", self.mlflow_url), ("model server", self.model_server_url)):
+        servers = [(f"model server of {n}", url) for n, url in self.model_server_urls.items()]
+        for name, url in [("MLflow", self.mlflow_url), *servers]:
             try:
                 if httpx.get(f"{url}/health", timeout=5).status_code != 200:
                     return name
@@ -376,7 +415,7 @@ class LocalStack:
         started = [c.process.pid for c in self.components if c.process is not None]
         everything = _descendants(started)
         for component in self.components:
-            if component.running():
+            if component.process is not None and component.running():
                 try:
                     os.killpg(component.process.pid, signal.SIGTERM)
                 except ProcessLookupError:
@@ -409,8 +448,13 @@ class LocalStack:
                 f"  Airflow       {self.airflow_url}   login: {ADMIN} / {self.password}",
                 f"  MLOps view    {self.airflow_url}/mlops/  (also in Airflow's menu: MLOps)",
                 f"  MLflow UI     {self.mlflow_url}",
-                f"  Model server  {self.model_server_url}  (POST /predict, GET /model)",
-                f"  Unpaused DAGs {', '.join(self.unpause)}",
+                *(
+                    f"  Model server  {url}  {name} (POST /predict, GET /model)"
+                    for name, url in self.model_server_urls.items()
+                ),
+                f"  Unpaused DAGs {len(self.unpause)} of {', '.join(self.usecases)} "
+                "(<usecase>__ingest, __materialize, __train, __deploy, __rollback, "
+                "__monitor_drift)",
                 f"  Logs          {self.log_dir}",
                 f"  Password file {self.airflow_home / PASSWORDS_FILE}",
                 "",
@@ -423,9 +467,16 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    stack = LocalStack()
+    try:
+        stack = LocalStack()
+    except (StackError, SpecError) as exc:
+        print(f"local stack: {exc}", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    print(f"Starting Airflow, MLflow and the model server (logs: {stack.log_dir}) ...")
+    print(
+        f"Starting Airflow, MLflow and {len(stack.usecases)} model server(s) "
+        f"({', '.join(stack.usecases)}; logs: {stack.log_dir}) ..."
+    )
     try:
         stack.start()
         print(stack.banner(), flush=True)

@@ -1,20 +1,22 @@
-"""The MLOps view inside Airflow's UI: the model's state where the pipeline's state already is.
+"""The MLOps view inside Airflow's UI: each model's state where the pipeline's state already is.
 
 A FastAPI app that ``plugins/mlops_view_plugin.py`` mounts in Airflow's api-server under
 ``/mlops`` and links from the UI's navigation. It reads the same state as
 ``mlops-pipeline status`` (``status.platform_status``) and adds what a person needs beside it:
 the decision records with every gate, links to the Evidently drift reports, the Data Docs and
-the champion's model card.
+the champion's model card. Every declared use case has its pages; names, metrics and labels
+come from its declaration.
 
-- ``GET /mlops/`` the page; ``GET /mlops/api/status`` the same as JSON.
-- ``GET /mlops/reports/<path>`` files under ``MLOPS_HOME/reports`` (Data Docs, drift reports,
-  decision records); nothing outside it.
-- ``GET /mlops/model-card/<version>/<file>`` a version's model card (HTML, Markdown, SHAP plot)
-  from its MLflow run.
+- ``GET /mlops/`` the use-case picker; ``GET /mlops/api/usecases`` the same as JSON.
+- ``GET /mlops/<usecase>/`` a use case's page; ``GET /mlops/api/<usecase>/status`` as JSON.
+- ``GET /mlops/<usecase>/reports/<path>`` files under ``MLOPS_HOME/reports`` (Data Docs, drift
+  reports, decision records); nothing outside it.
+- ``GET /mlops/<usecase>/model-card/<version>/<file>`` a version's model card (HTML, Markdown,
+  SHAP plot) from its MLflow run.
 
 Every route requires a logged-in Airflow user: Airflow's own ``requires_access_view``
 dependency reads the JWT from the ``Authorization: Bearer`` header or the UI's cookie, so an
-anonymous request gets 401 (403 for an invalid token).
+anonymous request gets 401 (403 for an invalid token). An undeclared use case is a 404.
 
 Importing this module is cheap (every Airflow process loads plugins, task runners included):
 FastAPI and Airflow's API security are imported when the api-server first routes a request.
@@ -141,7 +143,7 @@ class ModelCards:
             raise FileNotFoundError(name)
         tracking = registry.client(settings)
         try:
-            run_id = tracking.get_model_version(settings.registered_model_name, version).run_id
+            run_id = tracking.get_model_version(settings.spec.model_name, version).run_id
         except MlflowException as exc:
             raise FileNotFoundError(version) from exc
         folder = self._cache / run_id
@@ -196,15 +198,17 @@ def _created(value: Any) -> str:
     return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _models_section(models: dict[str, Any]) -> str:
+def _models_section(models: dict[str, Any], usecase: dict[str, Any]) -> str:
+    from mlops_pipeline.usecases.spec import Task
+
+    metrics = [m["metric"] for m in usecase["metrics"]]
+    classifier = Task(usecase["task"]) is Task.BINARY_CLASSIFICATION
     rows = [
         [
             f"v{_e(v['version'])}",
             " ".join(_badge(a, a) for a in v["aliases"]),
-            _num(v.get("test_roc_auc")),
-            _num(v.get("test_pr_auc")),
-            _num(v.get("test_brier")),
-            _num(v.get("threshold")),
+            *(_num((v.get("metrics") or {}).get(m)) for m in metrics),
+            *([_num(v.get("threshold"))] if classifier else []),
             _e(v.get("data_window")),
             _e(v.get("trigger_reason")),
             _created(v.get("created")),
@@ -222,16 +226,14 @@ def _models_section(models: dict[str, Any]) -> str:
             [
                 "version",
                 "aliases",
-                "ROC AUC",
-                "PR AUC",
-                "Brier",
-                "threshold",
+                *(f"test {m}" for m in metrics),
+                *(["threshold"] if classifier else []),
                 "data window",
                 "reason",
                 "created (UTC)",
             ],
             rows,
-            "No registered version yet: run train_churn_model.",
+            "No registered version yet: run the use case's training DAG.",
         )
         + "</section>"
     )
@@ -278,7 +280,7 @@ def _decisions_section(decisions: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _drift_section(monitoring: dict[str, Any]) -> str:
+def _drift_section(monitoring: dict[str, Any], usecase: dict[str, Any]) -> str:
     nights = monitoring.get("nights") or []
     rows = []
     for night in nights:
@@ -297,7 +299,7 @@ def _drift_section(monitoring: dict[str, Any]) -> str:
                 _num(night.get("rows")),
                 bar + _num(share),
                 _e(", ".join(night.get("drifted_columns") or [])),
-                _num(night.get("roc_auc_drop")),
+                _num(night.get("performance_drop")),
                 _badge("retrain", "fail") if retrain else _e("no" if retrain is False else "–"),
                 _link(night.get("report_url"), "Evidently report"),
             ]
@@ -312,12 +314,12 @@ def _drift_section(monitoring: dict[str, Any]) -> str:
                 "rows",
                 "drift share",
                 "drifted columns",
-                "ROC AUC drop",
+                f"{usecase['primary_metric']} drop",
                 "retrain",
                 "report",
             ],
             rows,
-            "No drift night recorded yet (monitor_drift runs nightly once a champion serves).",
+            "No drift night recorded yet (the drift check runs nightly once a champion serves).",
         )
         + "</section>"
     )
@@ -387,23 +389,36 @@ border:1px solid #e2e8f0}code{font-size:12px}nav a{margin-right:1rem}
 """
 
 
+def _head(title: str) -> str:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
+    )
+
+
 def render_page(state: dict[str, Any]) -> str:
-    models = state["models"]
+    """A use case's page (served at ``/mlops/<usecase>/``: links are relative to it)."""
+    models, usecase = state["models"], state["usecase"]
+    task = usecase["task"].replace("_", " ")
     return "".join(
         [
-            "<!doctype html><html><head><meta charset='utf-8'>",
-            "<title>MLOps</title>",
-            f"<style>{_STYLE}</style></head><body>",
+            _head(f"MLOps: {usecase['model_name']}"),
+            "<p class='muted'><a href='../'>All use cases</a></p>",
             f"<h1>MLOps: {_e(models['registered_model'])}</h1>",
+            f"<p>{_e(usecase['description'])}</p>",
+            f"<p class='muted'>Use case <b>{_e(usecase['name'])}</b> · {_e(task)} of "
+            f"<code>{_e(usecase['label'])}</code> per <code>{_e(usecase['entity_key'])}</code>"
+            f" ({_e(usecase['cadence'])}) · primary metric {_e(usecase['primary_metric'])} · "
+            f"owner {_e(usecase['owner'])}</p>",
             f"<p class='muted'>State of {_e(state['mlops_home'])} "
             f"({_e(state['profile'])} profile) at {_e(state['generated_at'])} · "
-            "<a href='api/status'>JSON</a></p>",
+            f"<a href='../api/{_e(usecase['name'])}/status'>JSON</a></p>",
             "<nav><a href='#models'>Models</a><a href='#decisions'>Decisions</a>"
             "<a href='#drift'>Drift</a><a href='#ingestion'>Validation</a>"
             "<a href='#model-card'>Model card</a></nav>",
-            _models_section(models),
+            _models_section(models, usecase),
             _decisions_section(state["decisions"]),
-            _drift_section(state.get("monitoring") or {}),
+            _drift_section(state.get("monitoring") or {}, usecase),
             _ingestion_section(state["ingestion"], state["features"]),
             _card_section(models),
             "</body></html>",
@@ -411,7 +426,68 @@ def render_page(state: dict[str, Any]) -> str:
     )
 
 
+def usecases(settings: Settings) -> list[dict[str, Any]]:
+    """Every declared use case with what the picker shows (read from the declarations only:
+    the picker never waits for MLflow)."""
+    from mlops_pipeline.platform.status import usecase_summary
+    from mlops_pipeline.usecases.loader import declared_usecases
+
+    return [
+        {**usecase_summary(settings.for_usecase(name)), "url": f"{name}/"}
+        for name in declared_usecases(settings.usecases_dir)
+    ]
+
+
+def render_picker(declared: list[dict[str, Any]]) -> str:
+    """The view's home (``/mlops/``): one row per declared use case."""
+    rows = [
+        [
+            _link(u["url"], u["name"]),
+            _e(u["model_name"]),
+            _e(u["task"].replace("_", " ")),
+            f"<code>{_e(u['label'])}</code>",
+            _e(u["primary_metric"]),
+            _e(u["cadence"]),
+            _e(u["owner"]),
+            _e(u["description"]),
+        ]
+        for u in declared
+    ]
+    return "".join(
+        [
+            _head("MLOps"),
+            "<h1>MLOps: use cases</h1>",
+            "<p class='muted'>Every declared use case (<code>usecases/&lt;name&gt;/usecase.yaml"
+            "</code>) · <a href='api/usecases'>JSON</a></p>",
+            _table(
+                [
+                    "use case",
+                    "model",
+                    "task",
+                    "label",
+                    "primary metric",
+                    "cadence",
+                    "owner",
+                    "description",
+                ],
+                rows,
+                "No use case is declared.",
+            ),
+            "</body></html>",
+        ]
+    )
+
+
 # ---- app -----------------------------------------------------------------------------------
+
+
+def usecase_settings(settings: Settings, usecase: str) -> Settings:
+    """The settings of a declared use case, or ``FileNotFoundError`` (a 404)."""
+    from mlops_pipeline.usecases.loader import declared_usecases
+
+    if usecase not in declared_usecases(settings.usecases_dir):
+        raise FileNotFoundError(f"use case {usecase!r}")
+    return settings.for_usecase(usecase)
 
 
 def create_app(settings_factory: Callable[[], Settings] = get_settings) -> Any:
@@ -433,25 +509,39 @@ def create_app(settings_factory: Callable[[], Settings] = get_settings) -> Any:
     def not_found(exc: FileNotFoundError) -> HTTPException:
         return HTTPException(status_code=404, detail=f"not found: {exc}")
 
-    @app.get("/", response_class=HTMLResponse)
-    def page(nights: int = Query(DEFAULT_NIGHTS, ge=1, le=366)) -> str:
-        return render_page(view_state(settings_factory(), nights))
-
-    @app.get("/api/status")
-    def status(nights: int = Query(DEFAULT_NIGHTS, ge=1, le=366)) -> dict[str, Any]:
-        return view_state(settings_factory(), nights)
-
-    @app.get("/reports/{relative:path}")
-    def report(relative: str) -> FileResponse:
+    def of(usecase: str) -> Settings:
         try:
-            return FileResponse(resolve_report(settings_factory(), relative))
+            return usecase_settings(settings_factory(), usecase)
         except FileNotFoundError as exc:
             raise not_found(exc) from exc
 
-    @app.get("/model-card/{version}/{name}")
-    def model_card(version: str, name: str) -> FileResponse:
+    @app.get("/", response_class=HTMLResponse)
+    def picker() -> str:
+        return render_picker(usecases(settings_factory()))
+
+    @app.get("/api/usecases")
+    def usecases_api() -> list[dict[str, Any]]:
+        return usecases(settings_factory())
+
+    @app.get("/api/{usecase}/status")
+    def status(usecase: str, nights: int = Query(DEFAULT_NIGHTS, ge=1, le=366)) -> dict[str, Any]:
+        return view_state(of(usecase), nights)
+
+    @app.get("/{usecase}/", response_class=HTMLResponse)
+    def page(usecase: str, nights: int = Query(DEFAULT_NIGHTS, ge=1, le=366)) -> str:
+        return render_page(view_state(of(usecase), nights))
+
+    @app.get("/{usecase}/reports/{relative:path}")
+    def report(usecase: str, relative: str) -> FileResponse:
         try:
-            return FileResponse(cards.file(settings_factory(), version, name))
+            return FileResponse(resolve_report(of(usecase), relative))
+        except FileNotFoundError as exc:
+            raise not_found(exc) from exc
+
+    @app.get("/{usecase}/model-card/{version}/{name}")
+    def model_card(usecase: str, version: str, name: str) -> FileResponse:
+        try:
+            return FileResponse(cards.file(of(usecase), version, name))
         except FileNotFoundError as exc:
             raise not_found(exc) from exc
 

@@ -1,14 +1,20 @@
-"""A JSON-ready summary of the platform's state, shared by the CLI and (later) the UI."""
+"""A JSON-ready summary of a use case's state, shared by the CLI and the MLOps view.
+
+``platform_status(settings)`` is the state of ``settings``' use case; ``usecases_status``
+that of every declared one. Every name (model, metrics, label) comes from the declaration.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data import storage
+from mlops_pipeline.usecases.loader import declared_usecases
 
 
-def _partitions(root, limit: int) -> list[dict[str, Any]]:
+def _partitions(root: Path, limit: int) -> list[dict[str, Any]]:
     rows = []
     for day in reversed(storage.partition_days(root)[-limit:]):
         manifest = storage.read_manifest(storage.partition_dir(root, day)) or {}
@@ -25,10 +31,38 @@ def _partitions(root, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
+def usecase_summary(settings: Settings) -> dict[str, Any]:
+    """What the declaration says about the model, for people reading the state."""
+    spec = settings.spec
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "owner": spec.owner,
+        "task": spec.task.value,
+        "model_name": spec.model_name,
+        "entity_key": spec.entity.key,
+        "label": spec.label,
+        "cadence": spec.cadence.value,
+        "dataset": spec.dataset,
+        "score_field": spec.serving.score_field,
+        "decision_field": spec.serving.decision_field,
+        "primary_metric": spec.primary_metric,
+        "metrics": [
+            {"metric": gate.metric, "higher_is_better": gate.higher_is_better}
+            for gate in spec.gate_metrics
+        ],
+    }
+
+
 def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
+    """The state of ``settings``' use case: partitions, features online, registered versions
+    with their test metrics, decisions and drift nights (``limit`` newest of each)."""
     from mlops_pipeline.features.materialization import materialized_ranges
 
+    summary = usecase_summary(settings)
+    versions = _model_versions(settings, [m["metric"] for m in summary["metrics"]])
     return {
+        "usecase": summary,
         "mlops_home": str(settings.home),
         "profile": settings.profile,
         "ingestion": {
@@ -38,8 +72,8 @@ def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
         },
         "features": {"materialized": materialized_ranges(settings)},
         "models": {
-            "registered_model": settings.registered_model_name,
-            "versions": (versions := _model_versions(settings)),
+            "registered_model": summary["model_name"],
+            "versions": versions,
             "aliases": {
                 alias: next((v["version"] for v in versions if alias in v["aliases"]), None)
                 for alias in ("champion", "challenger", "previous_champion")
@@ -53,13 +87,26 @@ def platform_status(settings: Settings, limit: int = 7) -> dict[str, Any]:
     }
 
 
-def _model_versions(settings: Settings) -> list[dict[str, Any]]:
+def usecases_status(settings: Settings, limit: int = 7) -> dict[str, dict[str, Any]]:
+    """``platform_status`` of every declared use case, by name (in the declared order)."""
+    return {
+        name: platform_status(settings.for_usecase(name), limit)
+        for name in declared_usecases(settings.usecases_dir)
+    }
+
+
+def _model_versions(settings: Settings, metrics: list[str]) -> list[dict[str, Any]]:
     from mlops_pipeline.deployment.registry import registered_versions
 
     embedded_db = settings.mlflow_dir / "mlflow.db"
     if not settings.mlflow_tracking_uri and not embedded_db.exists():
         return []  # nothing trained yet; do not create an empty tracking store just to look
-    return registered_versions(settings)
+    versions = registered_versions(settings)
+    for version in versions:
+        # The declared metrics of every version, whatever the task (``test_<metric>``).
+        found = version.get("test_metrics") or {}
+        version["metrics"] = {m: found.get(m, version.get(f"test_{m}")) for m in metrics}
+    return versions
 
 
 def _decisions(settings: Settings) -> list[dict[str, Any]]:

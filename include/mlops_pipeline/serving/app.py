@@ -1,6 +1,14 @@
-"""The FastAPI app: /predict, /health, /ready, /metrics, /model."""
+"""The FastAPI app of one use case: /predict, /health, /ready, /metrics, /model.
 
-from __future__ import annotations
+Request and response bodies are generated from the use case's declaration (``schemas``), so
+``/docs`` shows its field names. Features come from the Feast online store through the use
+case's feature service (``{"entities": {"<key>": [ids]}}``) or inline (``{"instances": [...]}``);
+inline requests get their on-demand features from the use case's own functions, the same ones
+the Feast on-demand views run.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the endpoint's annotations, and the
+# request model is generated per use case inside ``create_app``.
 
 import time
 from contextlib import asynccontextmanager
@@ -11,29 +19,27 @@ from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mlops_pipeline.config import Settings, get_settings
-from mlops_pipeline.data import contract
-from mlops_pipeline.features.groups import ON_DEMAND_FEATURES
+from mlops_pipeline.failures import UserCodeError
+from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.serving.champion import ChampionWatcher, LoadedModel
 from mlops_pipeline.serving.metrics import Metrics
 from mlops_pipeline.serving.prediction_log import PredictionLog
-from mlops_pipeline.serving.schemas import (
-    Prediction,
-    PredictRequest,
-    PredictResponse,
-    UnknownCustomer,
-)
-from mlops_pipeline.training.model import MODEL_FEATURES
+from mlops_pipeline.serving.schemas import UNKNOWN_ENTITY, schemas_for
+from mlops_pipeline.usecases.spec import UseCaseSpec
 
 
 def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> FastAPI:
+    spec = settings.spec
+    schemas = schemas_for(spec)
+    key = spec.entity.key
+    score_field, decision_field = spec.serving.score_field, spec.serving.decision_field
+    unknown_error = UNKNOWN_ENTITY.format(entity=spec.entity.name)
     watcher = watcher or ChampionWatcher(settings)
-    metrics = Metrics()
-    log = PredictionLog(settings.home / "predictions")
+    metrics = Metrics(spec.model_name, classifier=spec.is_classifier)
+    log = PredictionLog(settings.predictions_dir)
 
     def record_swap(replaced: LoadedModel | None, loaded: LoadedModel) -> None:
-        metrics.serving(
-            loaded.alias, loaded.name, loaded.version, replaced.version if replaced else None
-        )
+        metrics.serving(loaded.alias, loaded.version, replaced.version if replaced else None)
 
     watcher.on_swap.append(record_swap)
     if watcher.current is not None:
@@ -43,23 +49,21 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         from mlops_pipeline.features.access import OnlineFeatureReader
-        from mlops_pipeline.features.store import open_store
 
         watcher.start()
         try:
             state["reader"] = OnlineFeatureReader(settings)
-            state["ratios"] = (
-                open_store(settings)
-                .get_on_demand_feature_view("customer_ratios")
-                .feature_transformation
-            )
-        except Exception as exc:  # serving inline features still works; lookups report it
+        except Exception as exc:  # inline features still work; lookups report it
             state["feature_error"] = f"{type(exc).__name__}: {exc}"
         yield
         watcher.stop()
         log.close()
 
-    app = FastAPI(title="churn-classifier model server", lifespan=lifespan)
+    app = FastAPI(
+        title=f"{spec.model_name} model server",
+        description=spec.description,
+        lifespan=lifespan,
+    )
 
     def _model() -> LoadedModel:
         model = watcher.current
@@ -94,81 +98,96 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    def online_columns(ids: list[int]) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+        """The online store's features of ``ids``; an entity it has never seen comes back
+        with every feature None and is answered as unknown."""
+        if "reader" not in state:
+            raise HTTPException(503, f"feature store unavailable: {state.get('feature_error')}")
+        columns = state["reader"].read(ids)
+        columns[key] = list(ids)
+        known = [
+            any(v is not None for v in row)
+            for row in zip(*(columns[n] for n in spec.feature_columns), strict=True)
+        ]
+        unknown = [
+            {key: int(i), "error": unknown_error} for i, k in zip(ids, known, strict=True) if not k
+        ]
+        if unknown:
+            columns = {
+                n: [v for v, k in zip(vs, known, strict=True) if k] for n, vs in columns.items()
+            }
+        return columns, unknown
+
+    def inline_columns(instances: list[Any]) -> dict[str, list[Any]]:
+        rows = [i.model_dump(by_alias=True) for i in instances]
+        return {name: [r[name] for r in rows] for name in (key, *spec.feature_columns)}
+
     # Deliberately `async def`: a request is ~1 ms of CPU under the GIL (an online-store read
     # and a compiled model), so a thread-pool hop per request costs more than it could overlap.
-    @app.post("/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest) -> PredictResponse:
+    async def predict(body: schemas.request) -> dict[str, Any]:  # type: ignore[valid-type]
         started = time.perf_counter()
         model = _model()
-        unknown: list[UnknownCustomer] = []
-        if body.customer_ids is not None:
-            if "reader" not in state:
-                raise HTTPException(503, f"feature store unavailable: {state.get('feature_error')}")
-            columns = state["reader"].read(body.customer_ids)
-            # A customer the online store has never seen comes back with every feature None.
-            known = [v is not None for v in columns["monthly_charges"]]
-            unknown = [
-                UnknownCustomer(customer_id=int(i))
-                for i, k in zip(columns[contract.ENTITY_KEY], known, strict=True)
-                if not k
-            ]
-            if not all(known):
-                columns = {
-                    n: [v for v, k in zip(vs, known, strict=True) if k] for n, vs in columns.items()
-                }
+        unknown: list[dict[str, Any]] = []
+        if body.entities is not None:
+            columns, unknown = online_columns(body.entities.model_dump(by_alias=True)[key])
             source = "online"
         else:
-            if "ratios" not in state:
-                raise HTTPException(503, f"feature store unavailable: {state.get('feature_error')}")
-            rows = [i.model_dump() for i in body.instances]
-            columns = {name: [r[name] for r in rows] for name in rows[0]}
-            # The on-demand view's own function: inline requests get the same ratios as
-            # training and online lookups.
-            derived = state["ratios"].transform(columns)
-            columns.update({name: list(derived[name]) for name in ON_DEMAND_FEATURES})
-            source = "inline"
-        predictions: list[Prediction] = []
-        if columns[contract.ENTITY_KEY]:
-            probabilities = model.scorer.predict_proba(columns)
-            decisions = probabilities >= model.threshold
+            columns, source = inline_columns(body.instances), "inline"
+        predictions: list[dict[str, Any]] = []
+        if columns[key]:
+            if any(name not in columns for name in spec.on_demand_features):
+                try:
+                    columns = add_on_demand_features(spec, columns)
+                except UserCodeError as exc:
+                    raise HTTPException(500, str(exc)) from exc
+            scores = model.scorer.score(columns)
+            decisions = None if model.threshold is None else scores >= model.threshold
+            ids = [None if i is None else int(i) for i in columns[key]]
             predictions = [
-                Prediction(
-                    customer_id=None if i is None else int(i),
-                    churn_probability=float(p),
-                    churn=bool(d),
-                )
-                for i, p, d in zip(
-                    columns[contract.ENTITY_KEY], probabilities, decisions, strict=True
-                )
+                {key: i, score_field: float(s)} for i, s in zip(ids, scores.tolist(), strict=True)
             ]
-            positives = int(decisions.sum())
-            metrics.positive.inc(positives)
-            metrics.negative.inc(len(predictions) - positives)
-            features = {n: columns[n] for n in MODEL_FEATURES}
-            log.append(
-                [
-                    {
-                        "customer_id": p.customer_id,
-                        "model_version": model.version,
-                        "churn_probability": p.churn_probability,
-                        "churn": p.churn,
-                        "source": source,
-                        **{n: _plain(values[row]) for n, values in features.items()},
-                    }
-                    for row, p in enumerate(predictions)
-                ]
-            )
+            if decisions is not None:
+                for prediction, decision in zip(predictions, decisions.tolist(), strict=True):
+                    prediction[decision_field] = decision  # type: ignore[index]
+            metrics.predicted(scores, decisions)
+            log.append(_log_records(spec, columns, ids, scores, decisions, model.version, source))
         metrics.predict_latency.observe(time.perf_counter() - started)
-        return PredictResponse(
-            model_name=model.name,
-            model_version=model.version,
-            threshold=model.threshold,
-            predictions=predictions,
-            unknown=unknown,
-        )
+        return {
+            "model_name": model.name,
+            "model_version": model.version,
+            "threshold": model.threshold,
+            "predictions": predictions,
+            "unknown": unknown,
+        }
 
+    app.post("/predict", response_model=schemas.response)(predict)
     app.state.watcher = watcher
     return app
+
+
+def _log_records(
+    spec: UseCaseSpec,
+    columns: dict[str, list[Any]],
+    ids: list[int | None],
+    scores: np.ndarray,
+    decisions: np.ndarray | None,
+    version: str,
+    source: str,
+) -> list[dict[str, Any]]:
+    """One prediction-log record per row, with generic keys (drift monitoring reads them)."""
+    features = [[_plain(v) for v in columns[n]] for n in spec.model_features]
+    records = []
+    for row, (entity, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
+        record: dict[str, Any] = {spec.entity.key: entity, "score": score}
+        if decisions is not None:
+            record["decision"] = bool(decisions[row])
+        record["model_version"] = version
+        record["source"] = source
+        record.update(
+            {n: values[row] for n, values in zip(spec.model_features, features, strict=True)}
+        )
+        records.append(record)
+    return records
 
 
 def app_from_environment() -> FastAPI:

@@ -11,7 +11,9 @@ from typing import Any
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.deployment import registry
+from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.serving.scorer import Scorer, scorer_for
+from mlops_pipeline.usecases.spec import UseCaseSpec
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +23,26 @@ class LoadedModel:
     name: str
     version: str
     alias: str
-    threshold: float
-    model: Any  # the scikit-learn classifier: predict_proba on ``training.model_inputs``
+    threshold: float | None  # classifiers: the decision threshold; None for a regressor
+    model: Any  # the scikit-learn model, on ``training.model_inputs``
     scorer: Scorer  # how requests are scored: the model, compiled when that is exact
     loaded_at: str
     run_id: str
+
+
+class MissingThreshold(PermanentFailure):
+    """A classifier's registered version carries no decision threshold."""
+
+
+def version_threshold(spec: UseCaseSpec, tags: dict[str, str], version: str) -> float | None:
+    """The decision threshold, read from one place: the version's tag, set at registration
+    (chosen on the validation partitions). A regressor has none."""
+    if not spec.is_classifier:
+        return None
+    tag = f"{registry.TAG_PREFIX}threshold"
+    if tag not in tags:
+        raise MissingThreshold(f"{spec.model_name} v{version} has no {tag} tag")
+    return float(tags[tag])
 
 
 class ChampionWatcher:
@@ -48,7 +65,8 @@ class ChampionWatcher:
         import mlflow
 
         tracking = registry.client(self.settings)
-        name = self.settings.registered_model_name
+        spec = self.settings.spec
+        name = spec.model_name
         version = registry.version_for_alias(tracking, name, self.alias)
         if version is None:
             self.last_error = f"{name} has no @{self.alias} yet"
@@ -56,8 +74,8 @@ class ChampionWatcher:
         if self.current is not None and self.current.version == str(version.version):
             return False
         model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
-        scorer = scorer_for(model)
-        threshold = float(version.tags.get(f"{registry.TAG_PREFIX}threshold", "0.5"))
+        scorer = scorer_for(model, spec)
+        threshold = version_threshold(spec, version.tags, str(version.version))
         replaced = self.current
         self.current = LoadedModel(
             name=name,

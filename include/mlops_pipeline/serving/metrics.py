@@ -13,48 +13,87 @@ import glob
 import os
 import re
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+import numpy as np
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    generate_latest,
+    values,
+)
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MODEL_INFO = "mlops_model_info"
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """Every metric carries ``model`` (the registered model's name), so the servers of all
+    use cases share one set of names on one dashboard."""
+
+    def __init__(self, model: str, classifier: bool) -> None:
         in_files = getattr(values.ValueClass, "_multiprocess", False)
         self.multiprocess_dir = os.environ.get(MULTIPROCESS_DIR_ENV) if in_files else None
         if self.multiprocess_dir:
             forget_dead_workers(self.multiprocess_dir)
+        self.model = model
         self.registry = CollectorRegistry()
-        self.latency = Histogram(
-            "churn_request_latency_seconds",
-            "Request latency by endpoint.",
-            ["endpoint"],
+        self.predict_latency = Histogram(
+            "mlops_predict_latency_seconds",
+            "Latency of /predict requests.",
+            ["model"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=self.registry,
-        )
+        ).labels(model=model)
+        # Classifiers count predictions by decision; a regressor has no decision.
         predictions = Counter(
-            "churn_predictions_total", "Predictions by class.", ["churn"], registry=self.registry
+            "mlops_predictions_total",
+            "Rows scored (classifiers: by decision).",
+            ["model", "decision"] if classifier else ["model"],
+            registry=self.registry,
         )
-        self.positive = predictions.labels(churn="true")
-        self.negative = predictions.labels(churn="false")
-        self.predict_latency = self.latency.labels(endpoint="/predict")
+        if classifier:
+            self._positive = predictions.labels(model=model, decision="true")
+            self._negative = predictions.labels(model=model, decision="false")
+        else:
+            self._rows = predictions.labels(model=model)
+        # Count and sum of the scores: their mean over time (a probability or the predicted
+        # value) without assuming the scale a histogram's buckets would need.
+        self._scores = Summary(
+            "mlops_prediction_score",
+            "Scores served: the positive class' probability or the predicted value.",
+            ["model"],
+            registry=self.registry,
+        ).labels(model=model)
         # 1 while some worker serves that version, 0 once none does (an Info metric cannot be
         # shared between processes).
         self._model = Gauge(
-            "churn_model_info",
+            MODEL_INFO,
             "The model being served: 1 while a worker serves this version.",
-            ["alias", "name", "version"],
+            ["model", "alias", "version"],
             multiprocess_mode="livemax",
             registry=self.registry,
         )
 
-    def serving(self, alias: str, name: str, version: str, replaced: str | None) -> None:
+    def predicted(self, scores: np.ndarray, decisions: np.ndarray | None) -> None:
+        """Count a scored batch (``decisions``: a classifier's, else None)."""
+        if decisions is not None:
+            positives = int(decisions.sum())
+            self._positive.inc(positives)
+            self._negative.inc(len(decisions) - positives)
+        else:
+            self._rows.inc(len(scores))
+        for score in scores.tolist():
+            self._scores.observe(score)
+
+    def serving(self, alias: str, version: str, replaced: str | None) -> None:
         """Record that this process now serves ``version`` (instead of ``replaced``)."""
         if replaced is not None and replaced != version:
             # Set to 0, not removed: another worker may still report it (livemax).
-            self._model.labels(alias, name, replaced).set(0)
-        self._model.labels(alias, name, version).set(1)
+            self._model.labels(self.model, alias, replaced).set(0)
+        self._model.labels(self.model, alias, version).set(1)
 
     def exposition(self) -> bytes:
         if not self.multiprocess_dir:
@@ -84,13 +123,14 @@ def _alive(pid: int) -> bool:
 
 
 def served_versions(exposition: str, alias: str) -> set[str]:
-    """The versions under ``alias`` that some worker serves, read from a ``/metrics`` page."""
+    """The versions under ``alias`` that some worker serves, read from a ``/metrics`` page
+    (one server serves one use case's model)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     return {
         sample.labels["version"]
         for family in text_string_to_metric_families(exposition)
-        if family.name == "churn_model_info"
+        if family.name == MODEL_INFO
         for sample in family.samples
         if sample.labels.get("alias") == alias and sample.value == 1
     }

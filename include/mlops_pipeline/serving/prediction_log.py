@@ -1,5 +1,8 @@
-"""Every prediction, appended to ``MLOPS_HOME/predictions/date=YYYY-MM-DD/`` as JSON lines
-(one file per server process), for drift monitoring."""
+"""Every prediction, appended to ``<settings.predictions_dir>/date=YYYY-MM-DD/`` (one folder per
+use case) as JSON lines, one file per server process, for drift monitoring.
+
+A record: ``ts``, the entity key, ``score``, ``decision`` (classifiers), ``model_version``,
+``source`` (``online`` or ``inline``) and every model input by its name."""
 
 from __future__ import annotations
 

@@ -42,12 +42,17 @@ def wait_until_ready(
 def running_server(
     settings: Settings, extra_env: dict[str, str] | None = None, timeout_s: float = 120
 ) -> Generator[str]:
-    """Start ``mlops-pipeline serve`` on a free port for ``settings``; yield its base URL once
-    ``/ready`` answers 200; stop it on exit."""
+    """Start ``mlops-pipeline serve`` on a free port for ``settings`` (its use case); yield its
+    base URL once ``/ready`` answers 200; stop it on exit."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlops_pipeline.platform.cli", "serve", "--port", str(port)],
-        env={**os.environ, **settings.to_env(), **(extra_env or {})},
+        env={
+            **os.environ,
+            **settings.to_env(),
+            "MLOPS_USECASE": settings.usecase_name,
+            **(extra_env or {}),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

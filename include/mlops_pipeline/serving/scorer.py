@@ -3,31 +3,41 @@
 scikit-learn's ``predict_proba`` on one row of a calibrated pipeline costs ~10 ms here, almost
 all of it per-call input validation, DataFrame indexing in the ``ColumnTransformer`` and one
 Python call per tree; the trees themselves are microseconds. ``CompiledScorer`` reads the fitted
-objects once (ordinal categories, column order, every tree's nodes, the calibrator) and scores
-by walking all trees at once with array indexing. It reproduces the pipeline's arithmetic
-exactly (same comparisons, same summation order, the calibrator's own ``predict``), and
-``scorer_for`` only uses it after checking that it gives the pipeline's probabilities on a
-sample with unknown categories and missing values; any other model shape is scored by the
-pipeline itself.
+objects once (ordinal categories, column order, every tree's nodes, the calibrator or the
+loss's inverse link) and scores by walking all trees at once with array indexing. It
+reproduces the pipeline's arithmetic exactly (same comparisons, same summation order, the
+calibrator's own arithmetic), and ``scorer_for`` only uses it after checking that it gives the
+pipeline's scores bit for bit on a sample drawn from the contract's domains, with unknown
+categories, missing and out-of-range values; any other model shape is scored by the pipeline
+itself.
+
+Shapes compiled (the ones ``training.model`` builds):
+
+- classifiers: ``CalibratedClassifierCV(Pipeline([ColumnTransformer, HistGradientBoosting
+  Classifier]))`` (sigmoid or isotonic), or the uncalibrated pipeline; the score is the
+  positive class' probability;
+- regressors: ``Pipeline([ColumnTransformer, HistGradientBoostingRegressor])``; the score is
+  the predicted value (the trees' sum through the loss' inverse link: the identity for squared
+  error).
+
+where the ``ColumnTransformer`` ordinal-encodes the categories (unknown -> NaN) and passes
+every other input through.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from mlops_pipeline.data import contract
-from mlops_pipeline.training.model import MODEL_FEATURES, model_inputs
+from mlops_pipeline.training.model import model_inputs
+from mlops_pipeline.usecases.spec import Kind, UseCaseSpec
 
 log = logging.getLogger(__name__)
 
 Columns = Mapping[str, Sequence[Any]]
-# Agreement required between the compiled scorer and the pipeline before it serves.
-TOLERANCE = 1e-12
 # Walking all trees at once costs per row what the pipeline costs per call: above this many
 # rows the pipeline is faster (measured: equal near 64-100 rows for 250 trees).
 COMPILED_MAX_ROWS = 64
@@ -36,63 +46,88 @@ COMPILED_MAX_ROWS = 64
 class Scorer(Protocol):
     kind: str
 
-    def predict_proba(self, columns: Columns) -> np.ndarray:
-        """Churn probability per row of ``columns`` (feature name -> values, same length)."""
+    def score(self, columns: Columns) -> np.ndarray:
+        """One score per row of ``columns`` (feature name -> values, same length): the
+        positive class' probability of a classifier, the predicted value of a regressor."""
         ...
 
 
 class UnsupportedModel(ValueError):
-    """The model is not the shape ``CompiledScorer`` knows; score it with the pipeline."""
+    """The model is not a shape ``CompiledScorer`` knows; score it with the pipeline."""
 
 
 class PipelineScorer:
-    """The model's own ``predict_proba``: always right, slow for single rows."""
+    """The model's own ``predict_proba`` / ``predict``: always right, slow for single rows."""
 
     kind = "pipeline"
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, spec: UseCaseSpec) -> None:
         self.model = model
+        self.spec = spec
 
-    def predict_proba(self, columns: Columns) -> np.ndarray:
+    def score(self, columns: Columns) -> np.ndarray:
         import pandas as pd
 
-        return self.model.predict_proba(model_inputs(pd.DataFrame(dict(columns))))[:, 1]
+        inputs = model_inputs(self.spec, pd.DataFrame(dict(columns)))
+        if self.spec.is_classifier:
+            return self.model.predict_proba(inputs)[:, 1]
+        return np.asarray(self.model.predict(inputs), dtype=np.float64)
 
 
 class CompiledScorer:
-    """``CalibratedClassifierCV(Pipeline([ColumnTransformer(OrdinalEncoder, passthrough),
-    HistGradientBoostingClassifier]))``, binary, sigmoid or isotonic, as arrays (batches over
-    ``COMPILED_MAX_ROWS`` go to the pipeline)."""
+    """The model as arrays (see the module docstring for the shapes); batches over
+    ``COMPILED_MAX_ROWS`` go to the pipeline."""
 
     kind = "compiled"
 
-    def __init__(self, model: Any) -> None:
-        from sklearn.calibration import CalibratedClassifierCV
+    def __init__(self, model: Any, spec: UseCaseSpec) -> None:
         from sklearn.compose import ColumnTransformer
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import OrdinalEncoder
 
-        if not isinstance(model, CalibratedClassifierCV) or len(model.calibrated_classifiers_) != 1:
-            raise UnsupportedModel("expected a CalibratedClassifierCV with one calibration")
-        calibrated = model.calibrated_classifiers_[0]
-        if calibrated.method not in ("sigmoid", "isotonic") or len(model.classes_) != 2:
-            raise UnsupportedModel(f"calibration {calibrated.method!r} / classes not binary")
-        pipeline = getattr(calibrated.estimator, "estimator", calibrated.estimator)
-        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
-            raise UnsupportedModel("expected a two-step Pipeline")
+        self.pipeline = PipelineScorer(model, spec)
+        self.calibrator: Any = None  # classifiers: the fitted calibrator, if calibrated
+        pipeline = self._unwrap(model, spec)
         encode, trees = pipeline.steps[0][1], pipeline.steps[1][1]
-        if not isinstance(encode, ColumnTransformer) or not isinstance(
-            trees, HistGradientBoostingClassifier
-        ):
-            raise UnsupportedModel("expected ColumnTransformer -> HistGradientBoostingClassifier")
+        if not isinstance(encode, ColumnTransformer):
+            raise UnsupportedModel("expected a ColumnTransformer as the pipeline's first step")
         if trees.n_trees_per_iteration_ != 1:
-            raise UnsupportedModel("expected a binary HistGradientBoostingClassifier")
-        self.pipeline = PipelineScorer(model)
-        self.calibrator = calibrated.calibrators[0]
-        self.calibrate = _calibration(self.calibrator)
-        self._encoding = _column_encoding(encode, OrdinalEncoder)
+            raise UnsupportedModel("expected one tree per iteration (binary or regression)")
+        # raw -> score: the calibrator's arithmetic, or the loss' own inverse link (expit for a
+        # classifier, the identity for squared error), which does no input validation.
+        self.calibrate: Callable[[np.ndarray], np.ndarray] = (
+            _calibration(self.calibrator)
+            if self.calibrator is not None
+            else trees._loss.link.inverse
+        )
+        self._encoding = _column_encoding(encode, OrdinalEncoder, spec)
         self._compile_trees(trees)
+
+    def _unwrap(self, model: Any, spec: UseCaseSpec) -> Any:
+        """The ``Pipeline([encode, trees])`` inside ``model``, checked for the task."""
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+        from sklearn.pipeline import Pipeline
+
+        estimator = HistGradientBoostingRegressor
+        if spec.is_classifier:
+            estimator = HistGradientBoostingClassifier
+            if isinstance(model, CalibratedClassifierCV):
+                if len(model.calibrated_classifiers_) != 1:
+                    raise UnsupportedModel("expected a CalibratedClassifierCV with one calibration")
+                calibrated = model.calibrated_classifiers_[0]
+                if calibrated.method not in ("sigmoid", "isotonic") or len(model.classes_) != 2:
+                    raise UnsupportedModel(
+                        f"calibration {calibrated.method!r} / classes not binary"
+                    )
+                self.calibrator = calibrated.calibrators[0]
+                model = getattr(calibrated.estimator, "estimator", calibrated.estimator)
+        if not isinstance(model, Pipeline) or len(model.steps) != 2:
+            raise UnsupportedModel("expected a two-step Pipeline")
+        if not isinstance(model.steps[1][1], estimator):
+            raise UnsupportedModel(f"expected a {estimator.__name__} as the pipeline's last step")
+        if spec.is_classifier and len(model.steps[1][1].classes_) != 2:
+            raise UnsupportedModel("expected a binary classifier")
+        return model
 
     def _compile_trees(self, trees: Any) -> None:
         known_bitsets, feature_to_bitset = trees._bin_mapper.make_known_categories_bitsets()
@@ -158,23 +193,32 @@ class CompiledScorer:
         leaves = np.vstack([np.full((1, matrix.shape[0]), self.baseline), self.value[node]])
         return np.cumsum(leaves, axis=0)[-1]
 
-    def predict_proba(self, columns: Columns) -> np.ndarray:
+    def score(self, columns: Columns) -> np.ndarray:
         if len(next(iter(columns.values()))) > COMPILED_MAX_ROWS:
-            return self.pipeline.predict_proba(columns)
-        return self.predict_proba_compiled(columns)
+            return self.pipeline.score(columns)
+        return self.score_compiled(columns)
 
-    def predict_proba_compiled(self, columns: Columns) -> np.ndarray:
-        probability = self.calibrate(self.raw(self.encode(columns)))
-        probability[(1.0 < probability) & (probability <= 1.0 + 1e-5)] = 1.0
-        return probability
+    def score_compiled(self, columns: Columns) -> np.ndarray:
+        score = self.calibrate(self.raw(self.encode(columns)))
+        if self.calibrator is not None:
+            # CalibratedClassifierCV's own clean-up of rounding above 1.
+            score[(1.0 < score) & (score <= 1.0 + 1e-5)] = 1.0
+        return score
 
 
 class _ColumnEncoding:
-    def __init__(self, categorical: list[str], categories: list[list[Any]], rest: list[str]):
+    def __init__(
+        self,
+        categorical: list[str],
+        categories: list[list[Any]],
+        rest: list[str],
+        booleans: frozenset[str],
+    ) -> None:
         self.categorical = categorical
         self.categories = categories
         self.codes = [{value: float(i) for i, value in enumerate(c)} for c in categories]
         self.rest = rest
+        self.booleans = booleans
 
     def encode(self, columns: Columns) -> np.ndarray:
         rows = len(next(iter(columns.values())))
@@ -184,17 +228,19 @@ class _ColumnEncoding:
             matrix[:, j] = [codes.get(str(v), np.nan) for v in columns[name]]
         for j, name in enumerate(self.rest, start=len(self.categorical)):
             values = columns[name]
-            if name in contract.BOOLEAN_FEATURES:
+            if name in self.booleans:
+                # Declared booleans are trusted to be booleans (or None, which is False, as
+                # model_inputs' astype(bool) makes it).
                 matrix[:, j] = [bool(v) for v in values]
             else:
                 matrix[:, j] = np.array(values, dtype=np.float64)  # None -> NaN
         return matrix
 
 
-def _column_encoding(encode: Any, ordinal_type: type) -> _ColumnEncoding:
+def _column_encoding(encode: Any, ordinal_type: type, spec: UseCaseSpec) -> _ColumnEncoding:
     names = list(encode.feature_names_in_)
-    if names != list(MODEL_FEATURES):
-        raise UnsupportedModel(f"model inputs {names} are not {list(MODEL_FEATURES)}")
+    if names != list(spec.model_features):
+        raise UnsupportedModel(f"model inputs {names} are not {list(spec.model_features)}")
     categorical: list[str] = []
     categories: list[list[Any]] = []
     rest: list[str] = []
@@ -219,7 +265,17 @@ def _column_encoding(encode: Any, ordinal_type: type) -> _ColumnEncoding:
             raise UnsupportedModel(f"unexpected transformer {name!r}")
     if list(encode.get_feature_names_out()) != categorical + rest:
         raise UnsupportedModel("unexpected output column order")
-    return _ColumnEncoding(categorical, categories, rest)
+    return _ColumnEncoding(categorical, categories, rest, _boolean_inputs(spec))
+
+
+def _boolean_inputs(spec: UseCaseSpec) -> frozenset[str]:
+    on_demand = {
+        name
+        for declared in spec.features.on_demand.values()
+        for name, kind in declared.outputs.items()
+        if kind == "bool"
+    }
+    return frozenset(spec.boolean_features) | on_demand
 
 
 def _calibration(calibrator: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -258,43 +314,80 @@ def _in_bitset(bitset: np.ndarray, value: int) -> bool:
     return bool((int(bitset[value // 32]) >> (value % 32)) & 1)
 
 
-def verification_sample(rows: int = 512, seed: int = 11) -> dict[str, list[Any]]:
-    """Realistic rows plus what serving can meet: unknown and missing categories, missing
-    numbers, out-of-range values."""
-    from mlops_pipeline.data.datagen import generate_frame
-
-    frame = generate_frame(dt.date(2025, 1, 15), rows=rows, seed=seed)
+def verification_sample(spec: UseCaseSpec, rows: int = 512, seed: int = 11) -> dict[str, list[Any]]:
+    """Rows of the model's inputs drawn from the contract's domains (value sets, bounds, kinds;
+    on-demand outputs by their declared kind), plus what serving can meet: in about one value
+    in twenty, a missing value (a stale or unknown entity in the online store) or, for
+    categories and numbers, a value outside the domain."""
     rng = np.random.default_rng(seed)
+    kinds: dict[str, Kind] = {name: spec.column(name).kind for name in spec.feature_columns}
+    for declared in spec.features.on_demand.values():
+        kinds.update({name: Kind(kind) for name, kind in declared.outputs.items()})
     columns: dict[str, list[Any]] = {}
-    for name in MODEL_FEATURES:
-        if name in frame:
-            values = frame[name].tolist()
-        else:  # the on-demand ratios: any non-negative numbers will do
-            values = (rng.gamma(2.0, 10.0, rows)).tolist()
-        hit = rng.random(rows) < 0.05
-        for i in np.flatnonzero(hit):
-            if name in contract.CATEGORICAL_FEATURES:
-                values[i] = "never-seen" if i % 2 else None
-            elif name not in contract.BOOLEAN_FEATURES:
-                values[i] = None if i % 2 else -values[i] * 1000 - 1
+    for name in spec.model_features:
+        column = spec.columns.get(name)
+        low = column.min if column is not None else None
+        high = column.max if column is not None else None
+        kind = kinds[name]
+        if kind is Kind.CATEGORY:
+            domain = list(column.values) if column is not None and column.values else None
+            domain = domain or [f"value_{i}" for i in range(8)]
+            values: list[Any] = [domain[i] for i in rng.integers(0, len(domain), rows)]
+        elif kind is Kind.BOOL:
+            values = [bool(v) for v in rng.random(rows) < 0.5]
+        else:
+            values = _numbers(rng, rows, low, high, integer=kind is Kind.INT)
+        for i in np.flatnonzero(rng.random(rows) < 0.05):
+            if i % 2 or kind is Kind.BOOL:
+                values[i] = None
+            elif kind is Kind.CATEGORY:
+                values[i] = "never-seen"
+            else:  # below the domain (or, without a lower bound, far above it)
+                out = (
+                    (low - 1 - abs(values[i]) * 1000)
+                    if low is not None
+                    else ((high if high is not None else 0) + 1 + abs(values[i]) * 1000)
+                )
+                values[i] = int(out) if kind is Kind.INT else float(out)
         columns[name] = values
     return columns
 
 
-def scorer_for(model: Any) -> Scorer:
-    """The compiled scorer when it reproduces the model on the verification sample, else the
-    pipeline's own predict_proba."""
-    pipeline = PipelineScorer(model)
+def _numbers(
+    rng: np.random.Generator, rows: int, low: float | None, high: float | None, integer: bool
+) -> list[Any]:
+    """Uniform within declared bounds; with an open bound, spread over many magnitudes."""
+    if low is not None and high is not None:
+        drawn = rng.uniform(low, high, rows)
+    else:
+        spread = 10.0 ** rng.uniform(-3, 4, rows)
+        if low is not None:
+            drawn = low + spread
+        elif high is not None:
+            drawn = high - spread
+        else:
+            drawn = spread * rng.choice([-1.0, 1.0], rows)
+    if integer:
+        hi = high if high is not None else np.inf
+        lo = low if low is not None else -np.inf
+        return [int(v) for v in np.clip(np.round(drawn), lo, hi)]
+    return [float(v) for v in drawn]
+
+
+def scorer_for(model: Any, spec: UseCaseSpec) -> Scorer:
+    """The compiled scorer when it gives the pipeline's scores bit for bit on the
+    verification sample, else the pipeline itself."""
+    pipeline = PipelineScorer(model, spec)
     try:
-        compiled = CompiledScorer(model)
+        compiled = CompiledScorer(model, spec)
     except UnsupportedModel as reason:
         log.info("scoring with the pipeline: %s", reason)
         return pipeline
-    sample = verification_sample()
-    expected = pipeline.predict_proba(sample)
-    got = compiled.predict_proba_compiled(sample)
-    worst = float(np.max(np.abs(expected - got)))
-    if worst > TOLERANCE:
+    sample = verification_sample(spec)
+    expected = pipeline.score(sample)
+    got = compiled.score_compiled(sample)
+    if not np.array_equal(expected, got):
+        worst = float(np.max(np.abs(expected - got)))
         log.warning("compiled scorer differs from the pipeline by %.3g; using the pipeline", worst)
         return pipeline
     return compiled

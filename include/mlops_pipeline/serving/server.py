@@ -1,4 +1,14 @@
-"""``mlops-pipeline serve``: the model server under uvicorn, in one process or in N workers.
+"""``mlops-pipeline serve --usecase NAME``: one use case's model server under uvicorn, in one
+process or in N workers.
+
+One server per use case, not one server for all of them: each is its own process (or group of
+workers) on its own port, started with ``MLOPS_USECASE`` naming the model it serves. That is
+isolation by construction: a use case whose model is slow, large or crashes (a bad transform,
+an out-of-memory load) does not touch the latency or the availability of the others, each
+scales and restarts on its own, and a promotion swaps the model of one server only. The price
+is one interpreter per use case (its libraries' memory, paid again per model); what a request
+costs is unchanged, since a process still scores exactly one model. A router in front (or
+per-use-case paths on an ingress) gives clients one address.
 
 One worker scores on one core. More workers (``MLOPS_SERVING_WORKERS``) each load the champion,
 watch its alias and write their own prediction log file. They share one listening socket, so
@@ -19,6 +29,7 @@ from mlops_pipeline.serving.metrics import MULTIPROCESS_DIR_ENV
 
 
 def serve(settings: Settings, host: str, port: int, workers: int | None = None) -> None:
+    """Serve ``settings.spec``'s champion (``settings.usecase`` names the use case)."""
     import uvicorn
 
     workers = workers or settings.serving_workers
@@ -30,9 +41,10 @@ def serve(settings: Settings, host: str, port: int, workers: int | None = None) 
 
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
         return
-    with _metrics_directory() as directory:
-        # The workers are new interpreters: they read these settings from the environment.
-        os.environ.update(settings.to_env())
+    with _metrics_directory(settings.usecase_name) as directory:
+        # The workers are new interpreters: they read these settings (the use case included)
+        # from the environment.
+        os.environ.update({**settings.to_env(), "MLOPS_USECASE": settings.usecase_name})
         os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
         uvicorn.run(
             "mlops_pipeline.serving.app:app_from_environment",
@@ -45,12 +57,13 @@ def serve(settings: Settings, host: str, port: int, workers: int | None = None) 
 
 
 @contextlib.contextmanager
-def _metrics_directory() -> Generator[Path]:
-    """The operator's ``PROMETHEUS_MULTIPROC_DIR`` emptied (values from an earlier run would be
-    summed in), else a temporary directory removed on exit."""
+def _metrics_directory(usecase: str) -> Generator[Path]:
+    """The use case's folder of the operator's ``PROMETHEUS_MULTIPROC_DIR``, emptied (values
+    from an earlier run would be summed in; other use cases' servers keep theirs), else a
+    temporary directory removed on exit."""
     given = os.environ.get(MULTIPROCESS_DIR_ENV)
     if given:
-        directory = Path(given)
+        directory = Path(given) / usecase
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("*.db"):
             stale.unlink()

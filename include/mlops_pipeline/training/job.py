@@ -1,8 +1,10 @@
 """The training task: training set -> model -> MLflow run -> registered ``challenger``.
 
-Order matters for failures: everything is logged to the run first, then the version is
-registered, and the ``challenger`` alias moves last. A failure after the version exists
-deletes that version, so no alias can point at a half-logged model.
+Everything about the model comes from the use case's declaration (``settings.spec``): the
+experiment, the registered model and its description, the feature service, the split, the
+hyperparameters. Order matters for failures: everything is logged to the run first, then the
+version is registered, and the ``challenger`` alias moves last. A failure after the version
+exists deletes that version, so no alias can point at a half-logged model.
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.data import contract
 from mlops_pipeline.deployment import registry
-from mlops_pipeline.features.access import build_training_set
-from mlops_pipeline.features.groups import FEATURE_SERVICE, FEATURE_VIEWS
-from mlops_pipeline.training.model import TrainingParams, model_inputs, train_model
+from mlops_pipeline.training.model import (
+    SEGMENT_KEY_METRICS,
+    model_inputs,
+    train_model,
+)
 from mlops_pipeline.training.model_card import (
     card_sections,
     render_html,
@@ -32,13 +36,19 @@ from mlops_pipeline.training.model_card import (
     shap_summary,
 )
 
+if TYPE_CHECKING:
+    from mlops_pipeline.usecases.spec import UseCaseSpec
+
 log = logging.getLogger(__name__)
 
-# skops loads only types it trusts. These are the scikit-learn internals a calibrated
-# HistGradientBoosting pipeline needs beyond skops' defaults; anything else makes logging fail.
+# skops loads only types it trusts. These are the scikit-learn internals the declared model
+# shapes need beyond skops' defaults (asked of ``skops.io.get_untrusted_types`` for an
+# isotonic- and a sigmoid-calibrated classifier, an uncalibrated one and a regressor, all
+# HistGradientBoosting pipelines); anything else makes logging fail.
 SKOPS_TRUSTED_TYPES = [
     "functools.partial",
     "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]
@@ -53,15 +63,17 @@ SHAP_SAMPLE_ROWS = 2_000
 @dataclass
 class TrainingRequest:
     window_end: dt.date
-    window_days: int
-    params: TrainingParams = field(default_factory=TrainingParams)
+    # Partitions of the use case's cadence in the window (None: the declared window).
+    window_partitions: int | None = None
     reason: str = "manual"
     dag_id: str = ""
     run_id: str = ""
 
-    @property
-    def window_start(self) -> dt.date:
-        return self.window_end - dt.timedelta(days=self.window_days - 1)
+    def partitions(self, spec: UseCaseSpec) -> int:
+        return self.window_partitions or spec.training.split.window_partitions
+
+    def window_start(self, spec: UseCaseSpec) -> dt.date:
+        return spec.cadence.partitions_back(self.window_end, self.partitions(spec))
 
 
 @dataclass
@@ -70,7 +82,7 @@ class TrainingOutcome:
     version: str
     run_id: str
     model_uri: str
-    threshold: float
+    threshold: float | None
     metrics: dict[str, float]
     data_window: str
     timings: dict[str, float] = field(default_factory=dict)
@@ -105,45 +117,81 @@ def data_version(partitions: list[dict[str, Any]]) -> str:
     return digest.hexdigest()
 
 
+def metric_key(*parts: str) -> str:
+    """An MLflow metric name from parts (segment values may hold characters MLflow refuses)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", "_".join(parts))
+
+
+def model_params(spec: UseCaseSpec) -> dict[str, Any]:
+    """The declared model, flat, as the run's parameters."""
+    declared = spec.training.model
+    values: dict[str, Any] = {
+        "task": spec.task.value,
+        "family": declared.family,
+        "seed": declared.seed,
+        **declared.params,
+    }
+    if spec.is_classifier:
+        values["calibration"] = declared.calibration
+    split = spec.training.split
+    values.update(
+        validation_partitions=split.validation_partitions,
+        test_partitions=split.test_partitions,
+        min_train_partitions=split.min_train_partitions,
+        min_train_rows=spec.training.min_train_rows,
+        cadence=spec.cadence.value,
+    )
+    return values
+
+
 def train_and_register(settings: Settings, request: TrainingRequest) -> TrainingOutcome:
     import mlflow
     import mlflow.data
     from mlflow.models import infer_signature
 
+    from mlops_pipeline.features.access import build_training_set
+
+    spec = settings.spec
     timings: dict[str, float] = {}
     mark = time.perf_counter()
     tracking = registry.client(settings)  # fails fast (and retryably) when unreachable
-    experiment = registry.experiment_id(tracking, settings, registry.TRAINING_EXPERIMENT)
+    experiment = registry.experiment_id(tracking, settings, spec.training_experiment)
     timings["connect"] = time.perf_counter() - mark
 
+    window_start = request.window_start(spec)
     mark = time.perf_counter()
-    training_set = build_training_set(settings, request.window_start, request.window_end)
+    training_set = build_training_set(settings, window_start, request.window_end)
     timings["training_set"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    trained = train_model(training_set.frame, request.params, settings.min_training_rows)
+    trained = train_model(spec, training_set.frame)
     timings["fit_calibrate_evaluate"] = time.perf_counter() - mark
 
-    window = f"{request.window_start.isoformat()}..{request.window_end.isoformat()}"
+    window = f"{window_start.isoformat()}..{request.window_end.isoformat()}"
     version_of_data = data_version(training_set.partitions)
+    prefix = registry.TAG_PREFIX
     tags = {
-        f"{registry.TAG_PREFIX}code_version": code_version(),
-        f"{registry.TAG_PREFIX}airflow_dag_id": request.dag_id or "none",
-        f"{registry.TAG_PREFIX}airflow_run_id": request.run_id or "none",
-        f"{registry.TAG_PREFIX}validation_ids": ",".join(
+        f"{prefix}usecase": spec.name,
+        f"{prefix}task": spec.task.value,
+        f"{prefix}code_version": code_version(),
+        f"{prefix}airflow_dag_id": request.dag_id or "none",
+        f"{prefix}airflow_run_id": request.run_id or "none",
+        f"{prefix}validation_ids": ",".join(
             p.get("validation_id") or "" for p in training_set.partitions
         ),
-        f"{registry.TAG_PREFIX}feature_service": FEATURE_SERVICE,
-        f"{registry.TAG_PREFIX}feature_views": ",".join(FEATURE_VIEWS),
-        f"{registry.TAG_PREFIX}data_window": window,
-        f"{registry.TAG_PREFIX}data_window_end": request.window_end.isoformat(),
-        f"{registry.TAG_PREFIX}data_version": version_of_data,
-        f"{registry.TAG_PREFIX}trigger_reason": request.reason,
-        f"{registry.TAG_PREFIX}threshold": f"{trained.threshold:.6f}",
-        f"{registry.TAG_PREFIX}serialization": "skops",
+        f"{prefix}feature_service": spec.features.service,
+        f"{prefix}feature_views": ",".join(spec.feature_views),
+        f"{prefix}data_window": window,
+        f"{prefix}data_window_end": request.window_end.isoformat(),
+        f"{prefix}data_version": version_of_data,
+        f"{prefix}trigger_reason": request.reason,
+        f"{prefix}serialization": "skops",
     }
+    if trained.threshold is not None:
+        tags[f"{prefix}threshold"] = f"{trained.threshold:.6f}"
     lineage = {
-        "feature_service": FEATURE_SERVICE,
-        "feature_views": list(FEATURE_VIEWS),
+        "usecase": spec.name,
+        "feature_service": spec.features.service,
+        "feature_views": list(spec.feature_views),
         "data_window": window,
         "data_version": version_of_data,
         "partitions": training_set.partitions,
@@ -153,56 +201,68 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
     with tempfile.TemporaryDirectory(prefix="mlops-train-") as scratch:
         out = Path(scratch)
         mark = time.perf_counter()
-        shap = shap_summary(trained, out / "card", SHAP_SAMPLE_ROWS)
+        shap = shap_summary(trained, out / "model_card", SHAP_SAMPLE_ROWS)
         timings["shap"] = time.perf_counter() - mark
-        title = f"Model card: {settings.registered_model_name}, data window {window}"
+        title = f"Model card: {spec.model_name}, data window {window}"
         sections = card_sections(trained, shap, lineage, SERIALIZATION)
-        (out / "card" / "model_card.md").write_text(render_markdown(title, sections))
-        (out / "card" / "model_card.html").write_text(render_html(title, sections))
+        (out / "model_card" / "model_card.md").write_text(render_markdown(title, sections))
+        (out / "model_card" / "model_card.html").write_text(render_html(title, sections))
         (out / "data_lineage.json").write_text(json.dumps(lineage, indent=2, default=str))
-        reference = trained.split.train.sample(
-            n=min(REFERENCE_ROWS, len(trained.split.train)), random_state=request.params.seed
+        train = trained.split.train
+        reference = train.sample(
+            n=min(REFERENCE_ROWS, len(train)), random_state=spec.training.model.seed
         )
         (out / "reference").mkdir()
-        reference[
-            [contract.EVENT_TIMESTAMP, *model_inputs(reference).columns, contract.LABEL]
-        ].to_parquet(out / "reference" / "reference.parquet", index=False)
+        reference[[spec.timestamp, *spec.model_features, spec.label]].to_parquet(
+            out / "reference" / "reference.parquet", index=False
+        )
 
         mark = time.perf_counter()
-        example = model_inputs(trained.split.test.head(5))
-        signature = infer_signature(example, trained.model.predict_proba(example))
+        example = model_inputs(spec, trained.split.test.head(5))
+        predict_fn = "predict_proba" if spec.is_classifier else "predict"
+        output = getattr(trained.model, predict_fn)(example)
+        signature = infer_signature(example, output)
+        metadata: dict[str, Any] = {
+            "usecase": spec.name,
+            "task": spec.task.value,
+            "feature_service": spec.features.service,
+        }
+        if trained.threshold is not None:
+            metadata["threshold"] = trained.threshold
         with mlflow.start_run(experiment_id=experiment, run_name=f"train-{window}") as run:
             mlflow.set_tags(tags)
             mlflow.log_params(
                 {
-                    **request.params.to_dict(),
-                    "window_days": request.window_days,
+                    **model_params(spec),
+                    "window_partitions": request.partitions(spec),
                     **{f"window_{k}": v for k, v in trained.split.windows().items()},
                 }
             )
             mlflow.log_metrics({f"test_{k}": v for k, v in trained.metrics.items()})
-            mlflow.log_metric("threshold", trained.threshold)
+            if trained.threshold is not None:
+                mlflow.log_metric("threshold", trained.threshold)
+            segment_names = SEGMENT_KEY_METRICS[spec.is_classifier]
             mlflow.log_metrics(
                 {
-                    f"test_{column}_{value}_{name}": row[name]
+                    metric_key("test", column, value, name): row[name]
                     for column, values in trained.segment_metrics.items()
                     for value, row in values.items()
-                    for name in ("roc_auc", "pr_auc", "brier", "f1")
+                    for name in segment_names
                 }
             )
             dataset = mlflow.data.from_pandas(
                 training_set.frame,
                 source=settings.lake_dir.as_uri(),
-                name=f"{FEATURE_SERVICE}:{window}",
-                targets=contract.LABEL,
+                name=f"{spec.features.service}:{window}",
+                targets=spec.label,
                 digest=version_of_data[:32],
             )
             mlflow.log_input(
                 dataset,
                 context="training",
-                # One tag per lake partition: its content hash is that day's data version.
+                # One tag per lake partition: its content hash is that partition's data version.
                 tags={
-                    f"{registry.TAG_PREFIX}partition.{p['date']}": p.get("content_sha256") or ""
+                    f"{prefix}partition.{p['date']}": p.get("content_sha256") or ""
                     for p in training_set.partitions
                 },
             )
@@ -213,20 +273,17 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
                 input_example=example,
                 serialization_format="skops",
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
-                pyfunc_predict_fn="predict_proba",
-                metadata={"threshold": trained.threshold, "feature_service": FEATURE_SERVICE},
+                pyfunc_predict_fn=predict_fn,
+                metadata=metadata,
             )
-            mlflow.log_artifacts(str(out / "card"), artifact_path="model_card")
+            mlflow.log_artifacts(str(out / "model_card"), artifact_path="model_card")
             mlflow.log_artifacts(str(out / "reference"), artifact_path="reference")
             mlflow.log_artifact(str(out / "data_lineage.json"))
         timings["mlflow_logging"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    name = settings.registered_model_name
-    if tracking.search_registered_models(f"name='{name}'") == []:
-        tracking.create_registered_model(
-            name, description="Churn within 30 days, from the churn_model_v1 feature service."
-        )
+    name = spec.model_name
+    registry.ensure_registered_model(tracking, spec)
     # The model id too: a tracking server refuses a `models:/m-...` source named by run alone.
     version = tracking.create_model_version(
         name, source=info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id
@@ -263,6 +320,9 @@ class TrainingPlan:
 
 
 FEATURES_REASON = "features"
+# The asset-event kinds that trigger training (see ``trigger_from_events``).
+RETRAIN_REQUESTED = "retrain_requested"
+FEATURES_ONLINE = "features_online"
 
 
 def plan_training(
@@ -270,27 +330,36 @@ def plan_training(
     window_end: dt.date,
     reason: str,
     last_window_end: dt.date | None,
-    days_available: int | None = None,
-    days_needed: int = 0,
+    partitions_available: int | None = None,
+    partitions_needed: int = 0,
 ) -> TrainingPlan:
-    """Whether to train now. Fresh features retrain at most every ``training_cadence_days``
-    of data (measured on data windows, not the wall clock, so re-runs decide alike) and only
-    once the window holds enough validated days to split; drift and manual requests always
-    train (and fail loudly if the data cannot support them)."""
+    """Whether to train now. Fresh features retrain at most every
+    ``training.retrain_every_partitions`` partitions of data (measured on data windows, not
+    the wall clock, so re-runs decide alike) and only once the window holds enough validated
+    partitions to split; drift and manual requests always train (and fail loudly if the data
+    cannot support them)."""
     if reason != FEATURES_REASON:
         return TrainingPlan(True, f"requested: {reason}", window_end.isoformat(), reason)
-    if days_available is not None and days_available < days_needed:
-        why = f"waiting for data: {days_available} of {days_needed} validated days in the window"
+    spec = settings.spec
+    unit = f"{spec.cadence.value} partition(s)"
+    if partitions_available is not None and partitions_available < partitions_needed:
+        why = (
+            f"waiting for data: {partitions_available} of {partitions_needed} validated "
+            f"{unit} in the window"
+        )
         return TrainingPlan(False, why, window_end.isoformat(), reason)
     if last_window_end is None:
         return TrainingPlan(True, "no trained version yet", window_end.isoformat(), reason)
-    moved = (window_end - last_window_end).days
-    due = moved >= settings.training_cadence_days
-    why = (
-        f"data window moved {moved} day(s) since the last trained version "
-        f"(cadence {settings.training_cadence_days})"
+    cadence = spec.cadence
+    moved = (cadence.partition_of(window_end) - cadence.partition_of(last_window_end)) // (
+        cadence.length
     )
-    return TrainingPlan(due, why, window_end.isoformat(), reason)
+    every = spec.training.retrain_every_partitions
+    why = (
+        f"data window moved {moved} {unit} since the last trained version "
+        f"(training.retrain_every_partitions {every})"
+    )
+    return TrainingPlan(moved >= every, why, window_end.isoformat(), reason)
 
 
 def last_trained_window_end(settings: Settings) -> dt.date | None:
@@ -300,7 +369,7 @@ def last_trained_window_end(settings: Settings) -> dt.date | None:
     tracking = registry.client(settings)
     try:
         versions = tracking.search_model_versions(
-            f"name='{settings.registered_model_name}'",
+            f"name='{settings.spec.model_name}'",
             order_by=["version_number DESC"],
             max_results=1,
         )
@@ -313,15 +382,17 @@ def last_trained_window_end(settings: Settings) -> dt.date | None:
 
 
 def trigger_from_events(
-    extras_by_asset: dict[str, list[dict[str, Any]]],
+    extras_by_kind: dict[str, list[dict[str, Any]]],
     manual_window_end: str | None,
     manual_reason: str,
     run_after: dt.date,
 ) -> tuple[dt.date, str]:
-    """(window end, reason) for a run: drift requests win over feature updates; a manual run
-    trains up to its ``window_end`` or the day before it runs."""
-    drift = extras_by_asset.get("retrain_requested") or []
-    features = extras_by_asset.get("customer_features_online") or []
+    """(window end, reason) for a run, from the triggering asset events' extras keyed by kind
+    (``retrain_requested``: drift, ``features_online``: fresh features): drift requests win
+    over feature updates; a manual run trains up to its ``window_end`` or the day before it
+    runs."""
+    drift = extras_by_kind.get(RETRAIN_REQUESTED) or []
+    features = extras_by_kind.get(FEATURES_ONLINE) or []
     if drift:
         days = [e["date"] for e in drift if e.get("date")]
         reason = "drift: " + "; ".join(str(e.get("reason", "retrain requested")) for e in drift)
@@ -337,12 +408,19 @@ def trigger_from_events(
     return window_end, reason
 
 
-def validated_days_in_window(settings: Settings, window_end: dt.date, window_days: int) -> int:
+def validated_days_in_window(
+    settings: Settings, window_end: dt.date, window_partitions: int | None = None
+) -> int:
+    """Validated lake partitions in the window of ``window_partitions`` partitions (default:
+    the declared window) ending with ``window_end``'s partition."""
     from mlops_pipeline.data import storage
 
-    start = window_end - dt.timedelta(days=window_days - 1)
+    spec = settings.spec
+    count = window_partitions or spec.training.split.window_partitions
+    start = spec.cadence.partitions_back(window_end, count)
     return sum(start <= day <= window_end for day in storage.partition_days(settings.lake_dir))
 
 
-def days_needed(params: TrainingParams) -> int:
-    return params.validation_days + params.test_days + 1
+def days_needed(spec: UseCaseSpec) -> int:
+    """Partitions a time split needs (validation + test + the fewest train partitions)."""
+    return spec.training.split.partitions_needed

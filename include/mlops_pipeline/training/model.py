@@ -1,51 +1,57 @@
-"""Train the churn classifier on a point-in-time correct training set.
+"""Train a use case's model on a point-in-time correct training set.
 
-The split is by time (train, then validation, then test days: never a random split across
-time), the model is a scikit-learn pipeline around a class-balanced gradient-boosted
-classifier, its probabilities are calibrated on the validation days, and the decision
-threshold is chosen there too. Everything is seeded: the same data and parameters give the
-same model and the same metrics.
+The split is by time, in whole partitions of the use case's cadence (train, then validation,
+then test partitions: never a random split across time). The model is a scikit-learn pipeline
+(ordinal encoding of the categories, then gradient-boosted trees) with the hyperparameters the
+use case declares. A classifier is class-balanced, its probabilities are calibrated on the
+validation partitions and its decision threshold is chosen there too; a regressor predicts the
+label itself. Everything is seeded: the same data and declaration give the same model and the
+same metrics.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from mlops_pipeline.data import contract
-from mlops_pipeline.features.groups import ON_DEMAND_FEATURES
+from mlops_pipeline.failures import PermanentFailure, SpecError
+from mlops_pipeline.usecases.spec import Kind
 
-SEGMENT_COLUMNS = ("plan", "region")
-MODEL_FEATURES: tuple[str, ...] = (*contract.FEATURE_COLUMNS, *ON_DEMAND_FEATURES)
+if TYPE_CHECKING:
+    from mlops_pipeline.usecases.spec import UseCaseSpec
+
+InputKind = Literal["category", "bool", "number"]
+# Metrics per segment that are logged and shown on the model card, per task type.
+SEGMENT_KEY_METRICS = {
+    True: ("roc_auc", "pr_auc", "brier", "f1"),
+    False: ("rmse", "mae", "r2"),
+}
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(PermanentFailure, ValueError):
     """The training data cannot produce a trustworthy model: deterministic, do not retry."""
 
 
-@dataclass(frozen=True)
-class TrainingParams:
-    validation_days: int = 3
-    test_days: int = 3
-    learning_rate: float = 0.08
-    max_iter: int = 250
-    max_leaf_nodes: int = 31
-    min_samples_leaf: int = 40
-    l2_regularization: float = 1.0
-    calibration: str = "isotonic"
-    seed: int = 42
+def input_kinds(spec: UseCaseSpec) -> dict[str, InputKind]:
+    """Each model input (``spec.model_features``, in order) -> how the model reads it."""
+    kinds: dict[str, InputKind] = {}
+    for name in spec.feature_columns:
+        kind = spec.column(name).kind
+        kinds[name] = (
+            "category" if kind is Kind.CATEGORY else "bool" if kind is Kind.BOOL else "number"
+        )
+    for declared in spec.features.on_demand.values():
+        for name, kind in declared.outputs.items():
+            kinds[name] = kind if kind in ("category", "bool") else "number"  # type: ignore[assignment]
+    return kinds
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainingParams:
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__ and v is not None}
-        return cls(**known)
+def categorical_inputs(spec: UseCaseSpec) -> list[str]:
+    return [name for name, kind in input_kinds(spec).items() if kind == "category"]
 
 
 @dataclass
@@ -53,92 +59,156 @@ class Split:
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
-    train_days: list[dt.date]
-    validation_days: list[dt.date]
-    test_days: list[dt.date]
+    # The partitions of each part, each named by its first day (the cadence's partition_of).
+    train_partitions: list[dt.date]
+    validation_partitions: list[dt.date]
+    test_partitions: list[dt.date]
+    partition_length: dt.timedelta = dt.timedelta(days=1)
 
     def windows(self) -> dict[str, str]:
-        def span(days: list[dt.date]) -> str:
-            return f"{days[0].isoformat()}..{days[-1].isoformat()}"
+        """First..last day of each part (a weekly partition ends six days after its name)."""
+        last_day = self.partition_length - dt.timedelta(days=1)
+
+        def span(partitions: list[dt.date]) -> str:
+            return f"{partitions[0].isoformat()}..{(partitions[-1] + last_day).isoformat()}"
 
         return {
-            "train": span(self.train_days),
-            "validation": span(self.validation_days),
-            "test": span(self.test_days),
+            "train": span(self.train_partitions),
+            "validation": span(self.validation_partitions),
+            "test": span(self.test_partitions),
         }
 
 
-def split_by_time(
-    frame: pd.DataFrame, params: TrainingParams, min_train_rows: int = 1_000
-) -> Split:
-    """Whole days, in order: the last ``test_days`` days test, the ``validation_days`` before
-    them validate, all earlier days train. No day is in two parts."""
-    day_of_row = frame[contract.EVENT_TIMESTAMP].dt.date
-    days = sorted(day_of_row.unique())
-    needed = params.validation_days + params.test_days + 1
-    if len(days) < needed:
+def split_by_time(spec: UseCaseSpec, frame: pd.DataFrame) -> Split:
+    """Whole partitions, in order: the last ``test_partitions`` test, the
+    ``validation_partitions`` before them validate, all earlier ones train. No partition is in
+    two parts."""
+    declared = spec.training.split
+    partition_of_row = frame[spec.timestamp].dt.date.map(spec.cadence.partition_of)
+    partitions = sorted(partition_of_row.unique())
+    needed = declared.partitions_needed
+    if len(partitions) < needed:
         raise TrainingDataError(
-            f"{len(days)} day(s) of data; a time split needs at least {needed} "
-            f"({params.validation_days} validation + {params.test_days} test + 1 train)"
+            f"{len(partitions)} {spec.cadence.value} partition(s) of data; a time split needs "
+            f"at least {needed} ({declared.validation_partitions} validation + "
+            f"{declared.test_partitions} test + {declared.min_train_partitions} train)"
         )
-    test_days = days[-params.test_days :]
-    validation_days = days[-needed + 1 : -params.test_days]
-    train_days = days[: -needed + 1]
+    held_out = declared.validation_partitions + declared.test_partitions
+    test = partitions[-declared.test_partitions :]
+    validation = partitions[-held_out : -declared.test_partitions]
+    train = partitions[:-held_out]
     parts = {
-        name: frame.loc[day_of_row.isin(part)].reset_index(drop=True)
-        for name, part in (
-            ("train", train_days),
-            ("validation", validation_days),
-            ("test", test_days),
-        )
+        name: frame.loc[partition_of_row.isin(part).to_numpy()].reset_index(drop=True)
+        for name, part in (("train", train), ("validation", validation), ("test", test))
     }
-    if len(parts["train"]) < min_train_rows:
+    minimum = spec.training.min_train_rows
+    if len(parts["train"]) < minimum:
         raise TrainingDataError(
-            f"{len(parts['train'])} training rows, fewer than the minimum {min_train_rows}"
+            f"{len(parts['train'])} training rows, fewer than the minimum {minimum} "
+            "(training.min_train_rows)"
         )
     for name, part in parts.items():
-        classes = part[contract.LABEL].nunique()
-        if classes < 2:
+        labels = part[spec.label]
+        if labels.isna().any():
             raise TrainingDataError(
-                f"the {name} window has a single label class ({part[contract.LABEL].iloc[0]}): "
-                "a classifier cannot be trained or evaluated on it"
+                f"the {name} window has {int(labels.isna().sum())} row(s) without a label "
+                f"({spec.label!r})"
+            )
+        if labels.nunique() < 2:
+            what = "label class" if spec.is_classifier else "label value"
+            raise TrainingDataError(
+                f"the {name} window has a single {what} ({labels.iloc[0]!r} in "
+                f"{spec.label!r}): a model cannot be trained or evaluated on it"
             )
     return Split(
         train=parts["train"],
         validation=parts["validation"],
         test=parts["test"],
-        train_days=list(train_days),
-        validation_days=list(validation_days),
-        test_days=list(test_days),
+        train_partitions=list(train),
+        validation_partitions=list(validation),
+        test_partitions=list(test),
+        partition_length=spec.cadence.length,
     )
 
 
-def model_inputs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns, typed as the signature declares them."""
-    inputs = frame[list(MODEL_FEATURES)].copy()
-    for name in contract.CATEGORICAL_FEATURES:
-        inputs[name] = inputs[name].astype(str)
-    for name in contract.BOOLEAN_FEATURES:
-        inputs[name] = inputs[name].astype(bool)
-    for name in MODEL_FEATURES:
-        if name not in contract.CATEGORICAL_FEATURES and name not in contract.BOOLEAN_FEATURES:
+def model_inputs(spec: UseCaseSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's input columns (``spec.model_features``), typed as the signature declares
+    them: categories str, bools bool, numbers float64."""
+    kinds = input_kinds(spec)
+    missing = [name for name in kinds if name not in frame.columns]
+    if missing:
+        raise TrainingDataError(f"the frame has no model input(s) {missing}")
+    inputs = frame[list(kinds)].copy()
+    for name, kind in kinds.items():
+        if kind == "category":
+            inputs[name] = inputs[name].astype(str)
+        elif kind == "bool":
+            inputs[name] = inputs[name].astype(bool)
+        else:
             inputs[name] = inputs[name].astype("float64")
     return inputs
 
 
-def build_pipeline(params: TrainingParams) -> Any:
+def labels_of(spec: UseCaseSpec, frame: pd.DataFrame) -> np.ndarray:
+    """The label as the model learns it: 0/1 ints for a classifier, floats for a regressor."""
+    values = frame[spec.label]
+    return (
+        values.astype(np.int64).to_numpy()
+        if spec.is_classifier
+        else values.astype("float64").to_numpy()
+    )
+
+
+def _categories(spec: UseCaseSpec, train: pd.DataFrame) -> list[list[str]]:
+    """Each category input's categories: its declared values, else those seen in training."""
+    categories = []
+    for name in categorical_inputs(spec):
+        declared = spec.columns[name].values if name in spec.columns else None
+        if declared is not None:
+            categories.append(list(declared))
+        else:
+            categories.append(sorted(train[name].dropna().astype(str).unique()))
+    return categories
+
+
+def _estimator(spec: UseCaseSpec, categorical: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    declared = spec.training.model
+    family = HistGradientBoostingClassifier if spec.is_classifier else HistGradientBoostingRegressor
+    known = set(family().get_params())
+    fixed = {"categorical_features", "random_state", "class_weight"}
+    unknown = sorted(set(declared.params) - known) + sorted(set(declared.params) & fixed)
+    if unknown:
+        raise SpecError(
+            f"training.model.params: {unknown} are not settable parameters of "
+            f"{family.__name__} (the platform sets categorical_features, random_state and, "
+            "for classifiers, class_weight)"
+        )
+    structural: dict[str, Any] = {
+        "categorical_features": list(range(categorical)),
+        "random_state": declared.seed,
+    }
+    if spec.is_classifier:
+        # The positive class is usually a minority: weight it up, then calibrate back.
+        structural["class_weight"] = "balanced"
+    return family(**{"early_stopping": False, **declared.params, **structural})
+
+
+def build_pipeline(spec: UseCaseSpec, train: pd.DataFrame) -> Any:
+    """Ordinal encoding of the category inputs (unknown values read as missing), then the
+    declared family's trees on the encoded categories and the numbers."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    categorical = list(contract.CATEGORICAL_FEATURES)
+    categorical = categorical_inputs(spec)
     encode = ColumnTransformer(
         [
             (
                 "categories",
                 OrdinalEncoder(
-                    categories=[list(contract.column(n).values) for n in categorical],
+                    categories=_categories(spec, train),
                     handle_unknown="use_encoded_value",
                     unknown_value=np.nan,
                 ),
@@ -148,37 +218,44 @@ def build_pipeline(params: TrainingParams) -> Any:
         remainder="passthrough",
         verbose_feature_names_out=False,
     )
-    model = HistGradientBoostingClassifier(
-        learning_rate=params.learning_rate,
-        max_iter=params.max_iter,
-        max_leaf_nodes=params.max_leaf_nodes,
-        min_samples_leaf=params.min_samples_leaf,
-        l2_regularization=params.l2_regularization,
-        # Churners are a minority: weight them up, then calibrate the probabilities back.
-        class_weight="balanced",
-        categorical_features=list(range(len(categorical))),
-        early_stopping=False,
-        random_state=params.seed,
-    )
-    return Pipeline([("encode", encode), ("model", model)])
+    return Pipeline([("encode", encode), ("model", _estimator(spec, len(categorical)))])
+
+
+def base_pipeline(model: Any) -> Any:
+    """The fitted encoding + trees pipeline inside a (possibly calibrated) model."""
+    calibrated = getattr(model, "calibrated_classifiers_", None)
+    if calibrated:
+        estimator = calibrated[0].estimator
+        return getattr(estimator, "estimator", estimator)  # inside a FrozenEstimator
+    return model
+
+
+def predict_scores(spec: UseCaseSpec, model: Any, inputs: pd.DataFrame) -> np.ndarray:
+    """Positive-class probabilities of a classifier, predicted values of a regressor."""
+    if spec.is_classifier:
+        return np.asarray(model.predict_proba(inputs))[:, 1]
+    return np.asarray(model.predict(inputs), dtype="float64")
 
 
 @dataclass
 class TrainedModel:
-    model: Any  # calibrated classifier: predict_proba on ``model_inputs`` frames
-    threshold: float
+    spec: UseCaseSpec
+    # Classifier: predict_proba on ``model_inputs`` frames; regressor: predict.
+    model: Any
+    threshold: float | None  # None for a regressor
     split: Split
-    params: TrainingParams
     metrics: dict[str, float] = field(default_factory=dict)
     segment_metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """The probability cut that maximises F1 on the validation days (ties: the lower cut)."""
+    """The probability cut that maximises F1 on the validation partitions (ties: the lower
+    cut)."""
     from sklearn.metrics import precision_recall_curve
 
     precision, recall, thresholds = precision_recall_curve(labels, probabilities)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     best = int(np.argmax(f1[:-1]))
     return float(thresholds[best])
 
@@ -210,47 +287,84 @@ def classification_metrics(
     }
 
 
+def regression_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    return {
+        "rmse": float(np.sqrt(mean_squared_error(labels, predictions))),
+        "mae": float(mean_absolute_error(labels, predictions)),
+        "r2": float(r2_score(labels, predictions)),
+        "label_mean": float(np.mean(labels)),
+        "rows": float(len(labels)),
+    }
+
+
+def evaluation_metrics(
+    spec: UseCaseSpec, labels: np.ndarray, scores: np.ndarray, threshold: float | None
+) -> dict[str, float]:
+    """The task's metrics: a classifier's on probabilities and its threshold, a regressor's
+    on predictions (``threshold`` None)."""
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype="float64")
+    if spec.is_classifier:
+        if threshold is None:
+            raise ValueError(f"{spec.name}: a classifier is evaluated at a threshold")
+        return classification_metrics(labels.astype(np.int64), scores, threshold)
+    return regression_metrics(labels.astype("float64"), scores)
+
+
 def segment_metrics(
-    frame: pd.DataFrame, probabilities: np.ndarray, threshold: float
+    spec: UseCaseSpec, frame: pd.DataFrame, scores: np.ndarray, threshold: float | None
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Metrics per value of each segment column; a segment with one class gets no AUCs."""
+    """Metrics per value of each declared segment column; a segment whose labels take a single
+    value (one class, or a constant) gets no metrics."""
     result: dict[str, dict[str, dict[str, float]]] = {}
-    labels = frame[contract.LABEL].to_numpy()
-    for column in SEGMENT_COLUMNS:
+    labels = frame[spec.label].to_numpy()
+    scores = np.asarray(scores)
+    for column in spec.segments:
         result[column] = {}
-        for value in sorted(frame[column].astype(str).unique()):
-            mask = (frame[column].astype(str) == value).to_numpy()
+        values = frame[column].astype(str)
+        for value in sorted(values.unique()):
+            mask = (values == value).to_numpy()
             if len(np.unique(labels[mask])) < 2:
                 continue
-            result[column][value] = classification_metrics(
-                labels[mask], probabilities[mask], threshold
-            )
+            result[column][value] = evaluation_metrics(spec, labels[mask], scores[mask], threshold)
     return result
 
 
-def train_model(frame: pd.DataFrame, params: TrainingParams, min_train_rows: int) -> TrainedModel:
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
+def _fit(pipeline: Any, inputs: pd.DataFrame, labels: np.ndarray) -> None:
+    from sklearn.utils._param_validation import InvalidParameterError
 
-    split = split_by_time(frame, params, min_train_rows)
-    pipeline = build_pipeline(params)
-    pipeline.fit(model_inputs(split.train), split.train[contract.LABEL].to_numpy())
-    calibrated = CalibratedClassifierCV(FrozenEstimator(pipeline), method=params.calibration)
-    calibrated.fit(model_inputs(split.validation), split.validation[contract.LABEL].to_numpy())
+    try:
+        pipeline.fit(inputs, labels)
+    except InvalidParameterError as exc:
+        raise SpecError(f"training.model.params: {exc}") from None
 
-    validation_probabilities = calibrated.predict_proba(model_inputs(split.validation))[:, 1]
-    threshold = choose_threshold(
-        split.validation[contract.LABEL].to_numpy(), validation_probabilities
-    )
-    test_probabilities = calibrated.predict_proba(model_inputs(split.test))[:, 1]
-    metrics = classification_metrics(
-        split.test[contract.LABEL].to_numpy(), test_probabilities, threshold
-    )
+
+def train_model(spec: UseCaseSpec, frame: pd.DataFrame) -> TrainedModel:
+    """Split ``frame`` by time, fit the declared model on the train partitions, calibrate and
+    choose the threshold on the validation ones (classifiers), and evaluate on the test ones."""
+    split = split_by_time(spec, frame)
+    pipeline = build_pipeline(spec, split.train)
+    _fit(pipeline, model_inputs(spec, split.train), labels_of(spec, split.train))
+    model: Any = pipeline
+    threshold: float | None = None
+    if spec.is_classifier:
+        validation = model_inputs(spec, split.validation)
+        validation_labels = labels_of(spec, split.validation)
+        calibration = spec.training.model.calibration
+        if calibration != "none":
+            from sklearn.calibration import CalibratedClassifierCV
+            from sklearn.frozen import FrozenEstimator
+
+            model = CalibratedClassifierCV(FrozenEstimator(pipeline), method=calibration)
+            model.fit(validation, validation_labels)
+        threshold = choose_threshold(validation_labels, predict_scores(spec, model, validation))
+    test_scores = predict_scores(spec, model, model_inputs(spec, split.test))
     return TrainedModel(
-        model=calibrated,
+        spec=spec,
+        model=model,
         threshold=threshold,
         split=split,
-        params=params,
-        metrics=metrics,
-        segment_metrics=segment_metrics(split.test, test_probabilities, threshold),
+        metrics=evaluation_metrics(spec, labels_of(spec, split.test), test_scores, threshold),
+        segment_metrics=segment_metrics(spec, split.test, test_scores, threshold),
     )

@@ -10,9 +10,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_pipeline.training.model import TrainedModel, model_inputs
+from mlops_pipeline.training.model import TrainedModel, base_pipeline, model_inputs
 
-KEY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1")
+KEY_METRICS = {
+    True: ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1"),
+    False: ("rmse", "mae", "r2", "label_mean"),
+}
+METRIC_TITLES = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "brier": "Brier",
+    "f1": "F1",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R²",
+}
 
 
 @dataclass
@@ -23,10 +35,10 @@ class ShapSummary:
 
 
 def shap_summary(trained: TrainedModel, out_dir: Path, sample_rows: int) -> ShapSummary:
-    """Global importance from SHAP on a seeded sample of the test days.
+    """Global importance from SHAP on a seeded sample of the test partitions.
 
-    SHAP explains the gradient-boosted trees inside the calibrated pipeline (TreeExplainer is
-    exact for trees); calibration is monotone, so it does not change the ranking.
+    SHAP explains the gradient-boosted trees inside the pipeline (TreeExplainer is exact for
+    trees); a classifier's calibration is monotone, so it does not change the ranking.
     """
     import matplotlib
 
@@ -34,24 +46,45 @@ def shap_summary(trained: TrainedModel, out_dir: Path, sample_rows: int) -> Shap
     import matplotlib.pyplot as plt
     import shap
 
-    pipeline = trained.model.calibrated_classifiers_[0].estimator.estimator
+    spec = trained.spec
+    pipeline = base_pipeline(trained.model)
     test = trained.split.test
-    sample = test.sample(n=min(sample_rows, len(test)), random_state=trained.params.seed)
-    encoded = pipeline.named_steps["encode"].transform(model_inputs(sample))
+    sample = test.sample(n=min(sample_rows, len(test)), random_state=spec.training.model.seed)
+    encoded = pipeline.named_steps["encode"].transform(model_inputs(spec, sample))
     names = list(pipeline.named_steps["encode"].get_feature_names_out())
-    values = shap.TreeExplainer(pipeline.named_steps["model"]).shap_values(encoded)
+    values = np.asarray(shap.TreeExplainer(pipeline.named_steps["model"]).shap_values(encoded))
     importance = pd.Series(np.abs(values).mean(axis=0), index=names).sort_values(ascending=False)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = out_dir / "shap_importance.png"
     figure, axes = plt.subplots(figsize=(7, 5))
     importance.iloc[::-1].plot.barh(ax=axes, color="#3b6ea8")
-    axes.set_xlabel("mean |SHAP value| (log-odds)")
+    unit = "log-odds" if spec.is_classifier else f"units of {spec.label}"
+    axes.set_xlabel(f"mean |SHAP value| ({unit})")
     axes.set_title(f"Global feature importance (SHAP, {len(sample):,} test rows)")
     figure.tight_layout()
     figure.savefig(plot, dpi=110)
     plt.close(figure)
     return ShapSummary(importance=importance, sample_rows=len(sample), plot=plot)
+
+
+def _segment_table(trained: TrainedModel) -> list[str]:
+    classifier = trained.spec.is_classifier
+    extra = "positive rate" if classifier else "label mean"
+    names = ("roc_auc", "pr_auc", "brier", "f1") if classifier else ("rmse", "mae", "r2")
+    rows = [
+        f"| segment | rows | {extra} | " + " | ".join(METRIC_TITLES[n] for n in names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for column, values in trained.segment_metrics.items():
+        for value, row in values.items():
+            base = row["positive_rate"] if classifier else row["label_mean"]
+            rows.append(
+                f"| {column}={value} | {int(row['rows']):,} | {base:.3f} | "
+                + " | ".join(f"{row[n]:.4f}" for n in names)
+                + " |"
+            )
+    return rows
 
 
 def card_sections(
@@ -61,23 +94,39 @@ def card_sections(
     serialization: str,
 ) -> list[tuple[str, list[str]]]:
     """The card's content once, as (heading, lines of Markdown); both formats render it."""
+    spec = trained.spec
+    classifier = spec.is_classifier
     metrics = trained.metrics
     split = trained.split
-    segments = []
-    for column, values in trained.segment_metrics.items():
-        for value, row in values.items():
-            segments.append(
-                f"| {column}={value} | {int(row['rows']):,} | {row['positive_rate']:.3f} | "
-                f"{row['roc_auc']:.3f} | {row['pr_auc']:.3f} | {row['brier']:.4f} | "
-                f"{row['f1']:.3f} |"
-            )
+    windows = split.windows()
+    declared = spec.training.model
+    unit = f"{spec.cadence.value} partitions"
+    task = "binary classification" if classifier else "regression"
+    label = spec.column(spec.label).description
+    if classifier:
+        outcome = f"- Positive rate (test): {metrics['positive_rate']:.3f}"
+        decision = [
+            f"Decision threshold {trained.threshold:.4f} (maximises F1 on the validation "
+            f"{unit}" + (", after calibration)." if declared.calibration != "none" else ").")
+        ]
+        family = "`HistGradientBoostingClassifier` (class-balanced)" + (
+            f", calibrated ({declared.calibration}) on the validation {unit}."
+            if declared.calibration != "none"
+            else ", uncalibrated."
+        )
+    else:
+        outcome = f"- Mean of `{spec.label}` (test): {metrics['label_mean']:.3f}"
+        decision = [f"Predicts `{spec.label}` itself: no threshold, no calibration."]
+        family = "`HistGradientBoostingRegressor` (squared error unless declared otherwise)."
     return [
+        ("Intended use", [spec.description]),
         (
-            "Intended use",
+            "Task",
             [
-                "Ranks subscribers by their probability of churning within 30 days, for "
-                "retention outreach. Not for pricing, credit or any decision about a single "
-                "person without human review.",
+                f"- {task.capitalize()} of `{spec.label}`" + (f": {label}" if label else ""),
+                f"- One prediction per {spec.entity.name} (`{spec.entity.key}`), from data "
+                f"landing in {unit}",
+                f"- Owner: {spec.owner}",
             ],
         ),
         (
@@ -85,34 +134,26 @@ def card_sections(
             [
                 f"- Feature service: `{lineage['feature_service']}` "
                 f"(views: {', '.join(lineage['feature_views'])})",
-                f"- Window: {lineage['data_window']}; train {split.windows()['train']} "
-                f"({len(split.train):,} rows), validation {split.windows()['validation']} "
-                f"({len(split.validation):,}), test {split.windows()['test']} "
+                f"- Window: {lineage['data_window']}; train {windows['train']} "
+                f"({len(split.train):,} rows), validation {windows['validation']} "
+                f"({len(split.validation):,}), test {windows['test']} "
                 f"({len(split.test):,})",
                 f"- Data version: `{lineage['data_version']}` over "
                 f"{len(lineage['partitions'])} validated partitions",
-                f"- Positive rate (test): {metrics['positive_rate']:.3f}",
+                outcome,
             ],
         ),
         (
-            "Metrics on the test days",
+            f"Metrics on the test {unit}",
             [
                 "| metric | value |",
                 "|---|---|",
-                *[f"| {name} | {metrics[name]:.4f} |" for name in KEY_METRICS],
+                *[f"| {name} | {metrics[name]:.4f} |" for name in KEY_METRICS[classifier]],
                 "",
-                f"Decision threshold {trained.threshold:.4f} (maximises F1 on the validation "
-                "days, after calibration).",
+                *decision,
             ],
         ),
-        (
-            "Metrics per segment (test days)",
-            [
-                "| segment | rows | positive rate | ROC AUC | PR AUC | Brier | F1 |",
-                "|---|---|---|---|---|---|---|",
-                *segments,
-            ],
-        ),
+        (f"Metrics per segment (test {unit})", _segment_table(trained)),
         (
             "Why it predicts what it predicts",
             [
@@ -127,10 +168,8 @@ def card_sections(
         (
             "Model",
             [
-                "scikit-learn pipeline: ordinal encoding of categories, then "
-                "`HistGradientBoostingClassifier` (class-balanced), calibrated "
-                f"({trained.params.calibration}) on the validation days.",
-                f"- Parameters: `{trained.params.to_dict()}`",
+                f"scikit-learn pipeline: ordinal encoding of categories, then {family}",
+                f"- Parameters: `{dict(declared.params)}`, seed {declared.seed}",
                 f"- Serialization: {serialization}",
             ],
         ),
@@ -141,13 +180,12 @@ def card_sections(
         (
             "Known limitations",
             [
-                "- Trained on generated subscription data; real populations need their own "
-                "validation before use.",
-                "- Calibrated on three days: probabilities on much larger or different "
-                "populations may drift; the nightly drift check watches for that.",
-                "- Segments with a single label class in the test days have no metrics above.",
-                "- The label (churn within 30 days) lags: the newest days' labels are the "
-                "least mature.",
+                f"- Evaluated on {len(split.test_partitions)} test {unit}; populations unlike "
+                "the training window need their own validation before use.",
+                "- Inputs and performance may drift after training; the nightly drift check "
+                "watches for that.",
+                "- Segments whose test labels take a single value have no metrics above.",
+                f"- The newest partitions' labels (`{spec.label}`) may be the least mature.",
             ],
         ),
     ]

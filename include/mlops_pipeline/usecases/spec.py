@@ -369,8 +369,8 @@ class UseCaseSpec(_Strict):
                 if feature in seen:
                     problems.append(f"{where}: {feature!r} is already in view {seen[feature]!r}")
                 seen[feature] = view
-        for name, spec in self.features.on_demand.items():
-            for output in spec.outputs:
+        for name, on_demand in self.features.on_demand.items():
+            for output in on_demand.outputs:
                 if output in columns or output in seen:
                     problems.append(
                         f"features.on_demand.{name}.outputs: {output!r} is already a feature"
