@@ -171,11 +171,8 @@ def _run_partition(
             # What the features being online trigger: training when due, then its deploy.
             models.append(train_and_deploy(consumer("train", materialized)))
         # The night after the partition: the drift check; a retrain request trains again.
-        checked = recorded(
-            airflow_runner.run_partition(
-                dag_id(name, "monitor_drift"), day, conf={"date": day.isoformat()}
-            )
-        )
+        # Dated like the scheduled run after the partition: it checks the partition it follows.
+        checked = recorded(airflow_runner.run_partition(dag_id(name, "monitor_drift"), day))
         drift_share, retrain = _night(settings, day, checked)
         models.append(train_and_deploy(consumer("train", checked)))
     report = _ingestion_report(settings, day)
