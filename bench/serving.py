@@ -86,7 +86,7 @@ def run() -> dict:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk); `make bench` installs it")
     root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    settings = build_lake(root, customers=CUSTOMERS, days=DAYS)
+    settings = build_lake(root, entities=CUSTOMERS, days=DAYS)
     register_definitions(settings)
     days = [D0 + dt.timedelta(days=i) for i in range(DAYS)]
     materialize_interval(settings, *days_interval(days))

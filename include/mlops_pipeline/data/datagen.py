@@ -135,16 +135,16 @@ def faults_of(usecase: UseCase) -> Faults:
     ints = [c for c in numbers if columns[c].kind is Kind.INT] or numbers
     if not numbers:
         raise SpecError(f"{usecase.name}: the fault scenarios need a non-nullable number feature")
-    positive = [c for c in floats if columns[c].min is not None and columns[c].min >= 0]
+    positive = [c for c in floats if (low := columns[c].min) is not None and low >= 0]
     categories = [
         c for c in usecase.categorical_features if columns[c].values and not columns[c].nullable
     ]
     default_renamed = (floats[0], f"{floats[0]}_renamed")
     default_category = (categories[0], f"not_a_{categories[0]}") if categories else None
     faults = Faults(
-        renamed=tuple(getattr(module, "RENAMED", default_renamed)),  # type: ignore[arg-type]
+        renamed=tuple(getattr(module, "RENAMED", default_renamed)),
         dropped=getattr(module, "DROPPED", usecase.feature_columns[-1]),
-        retyped=tuple(getattr(module, "RETYPED", (ints[0], "units"))),  # type: ignore[arg-type]
+        retyped=tuple(getattr(module, "RETYPED", (ints[0], "units"))),
         null_burst=tuple(getattr(module, "NULL_BURST", floats[:2])),
         out_of_range_number=getattr(module, "OUT_OF_RANGE_NUMBER", (positive or floats)[0]),
         out_of_range_category=getattr(module, "OUT_OF_RANGE_CATEGORY", default_category),

@@ -256,7 +256,8 @@ def ingest_day(
             day,
             report,
             "batch is empty: the landing file holds no rows",
-            failed_batch or [ExpectationOutcome("batch_is_not_empty", "batch", False, "0")],
+            failed_batch
+            or [ExpectationOutcome("batch_is_not_empty", "batch", False, observed="0")],
         )
     if failed_batch:
         _reject(

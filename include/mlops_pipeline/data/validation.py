@@ -318,8 +318,9 @@ class GxProject:
         page = self.context.get_docs_sites_urls(
             resource_identifier=outcome.result_identifier, site_name=self.SITE
         )
-        if page and page[0].get("site_url"):
-            return Path(page[0]["site_url"].removeprefix("file://"))
+        site_url = page[0].get("site_url") if page else None
+        if site_url:
+            return Path(site_url.removeprefix("file://"))
         return index
 
 

@@ -175,7 +175,7 @@ def _plain_columns(response: Any) -> dict[str, list[Any]]:
     proto = response.proto
     columns: dict[str, list[Any]] = {}
     for name, vector in zip(proto.metadata.feature_names.val, proto.results, strict=True):
-        values = []
+        values: list[Any] = []
         for value in vector.values:
             kind = value.WhichOneof("val")
             if kind is None:

@@ -9,7 +9,8 @@ the declared feature service, so they see the same features.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from types import FunctionType
+from typing import Any, cast
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data.contract import Kind
@@ -97,13 +98,13 @@ def build_definitions(settings: Settings) -> Definitions:
     on_demand = [
         OnDemandFeatureView(
             name=name,
-            sources=views,
+            sources=cast("list[Any]", views),  # Feast wants list[FeatureView | ...]: invariant
             schema=[
                 Field(name=output, dtype=feast_type(kind))
                 for output, kind in declared.outputs.items()
             ],
             mode="python",
-            udf=spec.transform(declared.function),
+            udf=cast(FunctionType, spec.transform(declared.function)),  # a def in transforms.py
             udf_string=registry_source(spec, name),
             description=declared.description,
             tags=tags,

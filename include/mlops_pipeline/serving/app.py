@@ -124,7 +124,7 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
 
     # Deliberately `async def`: a request is ~1 ms of CPU under the GIL (an online-store read
     # and a compiled model), so a thread-pool hop per request costs more than it could overlap.
-    async def predict(body: schemas.request) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def predict(body: schemas.request) -> dict[str, Any]:  # type: ignore[name-defined]
         started = time.perf_counter()
         model = _model()
         unknown: list[dict[str, Any]] = []

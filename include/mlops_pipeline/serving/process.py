@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
+from typing import cast
 
 from mlops_pipeline.config import Settings
 
@@ -29,7 +30,8 @@ def wait_until_ready(
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited ({process.returncode}): {output()}")
+            program = cast("Sequence[str]", process.args)[0]  # started with an argv list
+            raise RuntimeError(f"{program} exited ({process.returncode}): {output()}")
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -58,8 +60,11 @@ def running_server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        stderr = process.stderr
+        if stderr is None:
+            raise RuntimeError("the server's stderr is not piped")
         wait_until_ready(
-            process, f"{base}/ready", timeout_s, lambda: process.stderr.read().decode()[-3000:]
+            process, f"{base}/ready", timeout_s, lambda: stderr.read().decode()[-3000:]
         )
         yield base
     finally:

@@ -54,7 +54,8 @@ def schemas_for(spec: UseCaseSpec) -> ServingSchemas:
     prefix = "".join(part.capitalize() for part in spec.name.split("_"))
     key, entity, batch = spec.entity.key, spec.entity.name, spec.serving.max_batch
 
-    instance = _model(
+    # Built at runtime: ``Any`` so they can parametrize annotations below (``list[instance]``).
+    instance: Any = _model(
         f"{prefix}Instance",
         f"The raw features of one {entity}, as the data contract declares them.",
         {
@@ -62,7 +63,7 @@ def schemas_for(spec: UseCaseSpec) -> ServingSchemas:
             **{name: _feature(spec.column(name)) for name in spec.feature_columns},
         },
     )
-    entities = _model(
+    entities: Any = _model(
         f"{prefix}Entities",
         f"The {entity}s to score with their features from the online store.",
         {key: (list[int], {"min_length": 1, "max_length": batch})},
@@ -86,8 +87,8 @@ def schemas_for(spec: UseCaseSpec) -> ServingSchemas:
             bool,
             {"description": "Whether the score is at or above the model's threshold."},
         )
-    prediction = _model(f"{prefix}Prediction", "One scored row.", outputs)
-    unknown = _model(
+    prediction: Any = _model(f"{prefix}Prediction", "One scored row.", outputs)
+    unknown: Any = _model(
         f"{prefix}Unknown",
         f"A requested {entity} the online store has no features for.",
         {key: (int, {}), "error": (str, {"default": UNKNOWN_ENTITY.format(entity=entity)})},
@@ -111,7 +112,7 @@ def schemas_for(spec: UseCaseSpec) -> ServingSchemas:
 
 def _model(name: str, doc: str, fields: dict[str, tuple[Any, dict[str, Any]]]) -> type[BaseModel]:
     """A model whose fields are known by their declared names (``f<i>`` in Python)."""
-    aliased = {
+    aliased: dict[str, Any] = {
         f"f{i}": (annotation, Field(alias=field, **options))
         for i, (field, (annotation, options)) in enumerate(fields.items())
     }
@@ -132,7 +133,7 @@ def _bounds(column: ColumnSpec) -> dict[str, Any]:
 def _feature(column: ColumnSpec) -> tuple[Any, dict[str, Any]]:
     options: dict[str, Any] = {"description": column.description or None}
     if column.kind is Kind.CATEGORY:
-        annotation: Any = Literal[column.values] if column.values else str  # type: ignore[valid-type]
+        annotation: Any = Literal[column.values] if column.values else str
     elif column.kind is Kind.BOOL:
         annotation = bool
     elif column.kind is Kind.INT:

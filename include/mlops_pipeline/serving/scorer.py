@@ -237,7 +237,7 @@ class _ColumnEncoding:
         return matrix
 
 
-def _column_encoding(encode: Any, ordinal_type: type, spec: UseCaseSpec) -> _ColumnEncoding:
+def _column_encoding(encode: Any, ordinal_type: type[Any], spec: UseCaseSpec) -> _ColumnEncoding:
     names = list(encode.feature_names_in_)
     if names != list(spec.model_features):
         raise UnsupportedModel(f"model inputs {names} are not {list(spec.model_features)}")

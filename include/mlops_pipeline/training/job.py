@@ -250,7 +250,8 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
                     for name in segment_names
                 }
             )
-            dataset = mlflow.data.from_pandas(
+            # Set on the module at import time from mlflow's dataset registry.
+            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
                 training_set.frame,
                 source=settings.lake_dir.as_uri(),
                 name=f"{spec.features.service}:{window}",

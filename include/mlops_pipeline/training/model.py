@@ -45,8 +45,14 @@ def input_kinds(spec: UseCaseSpec) -> dict[str, InputKind]:
             "category" if kind is Kind.CATEGORY else "bool" if kind is Kind.BOOL else "number"
         )
     for declared in spec.features.on_demand.values():
-        for name, kind in declared.outputs.items():
-            kinds[name] = kind if kind in ("category", "bool") else "number"  # type: ignore[assignment]
+        for name, output_kind in declared.outputs.items():
+            kinds[name] = (
+                "category"
+                if output_kind == "category"
+                else "bool"
+                if output_kind == "bool"
+                else "number"
+            )
     return kinds
 
 
