@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from mlops_pipeline.platform import secrets_env
+from mlops_pipeline.usecases import declared_usecases
 from tests.conftest import REPO
 
 COMPOSE_TEXT = (REPO / "docker-compose.yaml").read_text()
@@ -26,7 +27,7 @@ REQUIREMENTS = (REPO / "requirements.txt").read_text()
 # Runs once and exits: restarted only when it fails (a migration racing Postgres' start).
 ONE_SHOT = {"airflow-init"}
 # No login of their own: published on BIND_ADDRESS (127.0.0.1) only, read through Grafana.
-NO_AUTH_LAYER = {"prometheus", "model-server"}
+NO_AUTH_LAYER = {"prometheus", "model-server-churn", "model-server-store_demand"}
 # ${VAR} but not $${VAR} (escaped: expanded by the container's shell, not by Compose).
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)(:?[-?])?([^}]*)\}")
 
@@ -215,13 +216,13 @@ def test_mounted_files_exist_and_parse():
         for c in job["static_configs"]
         for t in c["targets"]
     }
-    assert {"model-server:8080", "textfile-exporter:9100"} <= targets
+    servers = {f"model-server-{name}:8080" for name in declared_usecases(REPO / "usecases")}
+    assert servers | {"textfile-exporter:9100"} <= targets
     # The textfile collector reads where the nightly drift check and ingestion write
     # (MLOPS_HOME is the mlops-data volume in every service).
     from mlops_pipeline.config import Settings
     from mlops_pipeline.data import ingestion
     from mlops_pipeline.monitoring import nightly as monitoring
-    from mlops_pipeline.usecases import declared_usecases
 
     home = _environment(SERVICES["airflow-scheduler"])["MLOPS_HOME"]
     written = []

@@ -78,7 +78,7 @@ def restart_model_server(settings: Settings, champion_version: str, api: Any = N
     if not configured(settings):
         raise DeployTargetError("MLOPS_MODEL_SERVER_CONTAINER is not set")
     result = restart_container(
-        api if api is not None else docker_client(settings), settings.model_server_container
+        api if api is not None else docker_client(settings), settings.model_server_container_name
     )
     if settings.serving_url:
         result.serving = deployment.smoke_test(settings, champion_version)

@@ -402,7 +402,7 @@ def smoke_test(settings: Settings, version: str) -> dict[str, Any]:
     from mlops_pipeline.serving.metrics import served_versions
 
     request = smoke_request(settings.spec)
-    base = settings.serving_url.rstrip("/")
+    base = settings.model_server_url.rstrip("/")
     deadline = time.monotonic() + settings.smoke_timeout_seconds
     last = "no answer"
     while time.monotonic() < deadline:
