@@ -462,6 +462,14 @@ def test_the_training_job_registers_a_regressor(tmp_path, monkeypatch):
     assert {"test_rmse", "test_mae"} <= set(listed) and "test_roc_auc" not in listed
     loaded = mlflow.pyfunc.load_model(outcome.model_uri)
     assert loaded.metadata.flavors["python_function"]["predict_fn"] == "predict"
+    # The requirements are the pins that trained it, not MLflow's inference in a subprocess.
+    requirements = Path(
+        mlflow.artifacts.download_artifacts(f"{outcome.model_uri}/requirements.txt")
+    ).read_text()
+    from importlib.metadata import version as installed
+
+    assert f"scikit-learn=={installed('scikit-learn')}" in requirements
+    assert f"skops=={installed('skops')}" in requirements
     card = Path(
         mlflow.artifacts.download_artifacts(run_id=outcome.run_id, artifact_path="model_card")
     )

@@ -91,6 +91,15 @@ class TrainingOutcome:
         return asdict(self)
 
 
+def model_requirements() -> list[str]:
+    """What loading a logged model needs, pinned to the versions that trained it. Given
+    explicitly: left to infer them, MLflow loads the model in a subprocess to see what it
+    imports, for the same answer."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "numpy", "scipy")]
+
+
 def code_version() -> str:
     """The git commit the code runs from (``MLOPS_CODE_VERSION`` wins, for images)."""
     if os.environ.get("MLOPS_CODE_VERSION"):
@@ -276,6 +285,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
                 pyfunc_predict_fn=predict_fn,
                 metadata=metadata,
+                pip_requirements=model_requirements(),
             )
             mlflow.log_artifacts(str(out / "model_card"), artifact_path="model_card")
             mlflow.log_artifacts(str(out / "reference"), artifact_path="reference")
