@@ -217,6 +217,15 @@ def test_every_problem_is_reported_at_once(tmp_path):
         "features.views: columns ['flag'] are in no feature view",
     ):
         assert f"  - {problem}" in message, message
+    # A column's own inconsistency is listed with the cross-field problems.
+    message = problems_of(
+        declare(
+            tmp_path / "column",
+            {"label": "outcome", "columns": {"size": {"kind": "float", "min": 5, "max": 1}}},
+        )
+    )
+    assert "  - columns.size: min 5.0 is above max 1.0" in message, message
+    assert "  - label: 'outcome' is not" in message, message
     # Field errors come together too (the cross-checks run once the fields are valid).
     message = problems_of(
         declare(tmp_path / "fields", {"cadence": "monthly", "columns": {"size": {"kind": "x"}}})

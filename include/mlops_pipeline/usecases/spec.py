@@ -84,8 +84,9 @@ class ColumnSpec(_Strict):
     )
     nullable: bool = Field(default=False, description="May the column be empty in a row?")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ColumnSpec:
+    def problems(self) -> list[str]:
+        """What is inconsistent in this column's declaration (checked with the whole spec, so
+        they are listed together with every other problem)."""
         problems = []
         if self.values is not None and self.kind is not Kind.CATEGORY:
             problems.append("`values` are for category columns only")
@@ -98,9 +99,7 @@ class ColumnSpec(_Strict):
             problems.append(f"min {self.min} is above max {self.max}")
         if self.values is not None and len(set(self.values)) != len(self.values):
             problems.append("`values` repeat a value")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
 
 class EntitySpec(_Strict):
@@ -330,6 +329,8 @@ class UseCaseSpec(_Strict):
         columns = self.columns
         if self.cadence is Cadence.HOURLY:
             problems.append("cadence: hourly partitions are not supported yet (daily, weekly)")
+        for name, column in columns.items():
+            problems += [f"columns.{name}: {problem}" for problem in column.problems()]
 
         def need(field: str, name: str, kinds: tuple[Kind, ...] | None = None) -> None:
             if name not in columns:
