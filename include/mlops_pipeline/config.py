@@ -5,7 +5,7 @@ Every field ``name`` is read from ``MLOPS_<NAME>`` (``MLOPS_HOME``,
 ``MLOPS_HOME`` so a laptop run never writes anywhere else.
 
 This is a plain pydantic model rather than pydantic-settings on purpose: DAG files read it at
-parse time, and pydantic is already loaded by Airflow while pydantic-settings costs ~100 ms.
+parse time, and pydantic is already loaded by Airflow while pydantic-settings is not.
 """
 
 from __future__ import annotations

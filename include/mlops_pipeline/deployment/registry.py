@@ -142,8 +142,8 @@ def registered_versions(settings: Settings, limit: int = 10) -> list[dict[str, A
 
 
 def _metrics_of_runs(tracking: Any, run_ids: list[str]) -> dict[str, dict[str, float]]:
-    """Each run's metrics from one search (a ``get_run`` per version costs ~9 ms each on
-    SQLite); runs the search cannot see (a deleted experiment) are read one by one."""
+    """Each run's metrics from one search (a ``get_run`` per version is one query each);
+    runs the search cannot see (a deleted experiment) are read one by one."""
     if not run_ids:
         return {}
     experiments = [e.experiment_id for e in tracking.search_experiments()]

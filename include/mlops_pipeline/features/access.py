@@ -95,8 +95,7 @@ def build_training_set(
     Each entity row's features depend only on its own key and timestamp, so the join is done
     for runs of consecutive partitions (``training.set_chunk_rows`` rows at most) and the
     results concatenated: the same rows as one join, with the memory of Feast's Python
-    on-demand view bounded by the run instead of the window (600,000 rows: ~2 GiB peak ->
-    1.0 GiB)."""
+    on-demand view bounded by the run instead of the window (figures: README, training set)."""
     spec = settings.spec
     feature_service = feature_service or spec.features.service
     days = _entity_days(settings, start, end)
@@ -168,8 +167,8 @@ def _plain_columns(response: Any) -> dict[str, list[Any]]:
     """``OnlineResponse.to_dict()`` for a service whose features are all plain scalars.
 
     Equal to it value for value: for these kinds Feast returns the proto's field as it is and
-    None for an unset value, but it first tries some twenty other kinds per value, which made
-    the conversion ~1.5 ms of a 100-entity read. Anything else still goes through Feast."""
+    None for an unset value, but it first tries some twenty other kinds per value, the larger
+    part of a many-entity read's conversion. Anything else still goes through Feast."""
     from feast.type_map import feast_value_type_to_python_type
 
     proto = response.proto

@@ -48,7 +48,7 @@ def view_outputs(usecase: UseCase, view: str, columns: dict[str, list[Any]]) -> 
 
 
 # The use cases the registry's stubs ran, per (use-cases root, overrides, name) of the
-# environment: building settings and finding the declaration costs ~0.5 ms, more than the whole
+# environment: building settings and finding the declaration per call would cost more than the
 # rest of an online read. A process imports a use case's transforms once anyway.
 _REGISTERED: dict[tuple[str | None, str | None, str], UseCase] = {}
 

@@ -114,8 +114,8 @@ def _preset_class() -> type:
         """``DataDriftPreset`` with the same metrics (drifted-columns count, one ``ValueDrift``
         per column), whose HTML shows the widgets those metrics already rendered. The stock
         ``render`` recomputes every column's drift twice more, through the legacy
-        ``DatasetDriftMetric`` and ``DataDriftTable``, and discards the metrics' widgets:
-        measured on 100,000 x 100,000 rows, 6.2 s instead of 2.7 s, same figures."""
+        ``DatasetDriftMetric`` and ``DataDriftTable``, and discards the metrics' widgets (the
+        README's drift figures give the saving)."""
 
         def render(self, context: Any, child_widgets: Any = None) -> list[Any]:
             return [widget for _, widgets in child_widgets or [] for widget in widgets]

@@ -3,8 +3,8 @@ producers' ``outlets`` and consumers' ``schedule``. One of the few modules that 
 
 Every use case has its own four assets, named ``<usecase>__<kind>``, so the events of one model
 never trigger another's DAGs. Assets are named, not given URIs: a URI scheme makes Airflow look
-up a provider's normalizer at parse time (~200 ms per DAG file), and these assets are platform
-events, not storage paths.
+up a provider's normalizer at parse time, and these assets are platform events, not storage
+paths.
 """
 
 from __future__ import annotations

@@ -383,8 +383,7 @@ def unexpected(rows: list[dict]) -> list[dict]:
 
 def main() -> int:
     # Before scikit-learn loads OpenMP: idle OpenMP threads sleep instead of spinning. On two
-    # shared cores a spinning thread steals the core its partner needs (measured: a 20,000-row
-    # fit 6.6 s with the default policy, 2.3 s passive, under other load).
+    # shared cores a spinning thread steals the core its partner needs.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING)

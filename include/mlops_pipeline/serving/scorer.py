@@ -1,6 +1,6 @@
 """Scoring a few rows fast: the trained pipeline compiled to NumPy arrays.
 
-scikit-learn's ``predict_proba`` on one row of a calibrated pipeline costs ~10 ms here, almost
+scikit-learn's ``predict_proba`` on one row of a calibrated pipeline costs milliseconds, almost
 all of it per-call input validation, DataFrame indexing in the ``ColumnTransformer`` and one
 Python call per tree; the trees themselves are microseconds. ``CompiledScorer`` reads the fitted
 objects once (ordinal categories, column order, every tree's nodes, the calibrator or the
