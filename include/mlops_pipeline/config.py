@@ -61,15 +61,15 @@ class Settings(BaseModel):
         "fails as a whole instead of being split into clean and quarantined rows.",
     )
     min_batch_rows: int = Field(
-        default=100, ge=0, description="Fewest rows a daily batch may hold."
+        default=100, ge=0, description="Fewest rows a partition's batch may hold."
     )
     max_batch_rows: int = Field(
-        default=5_000_000, ge=1, description="Most rows a daily batch may hold."
+        default=5_000_000, ge=1, description="Most rows a partition's batch may hold."
     )
     landing_wait_timeout_seconds: int = Field(
         default=6 * 3600,
         ge=1,
-        description="How long ingestion waits for the day's landing file before failing.",
+        description="How long ingestion waits for the partition's landing file before failing.",
     )
     landing_poke_interval_seconds: int = Field(
         default=300, ge=1, description="How often ingestion looks for the landing file."
@@ -143,12 +143,12 @@ class Settings(BaseModel):
         "before the promotion is rolled back.",
     )
     online_check_sample: int = Field(
-        default=200, ge=1, description="Customers checked in the online store after materializing."
+        default=200, ge=1, description="Entities checked in the online store after materializing."
     )
     drift_schedule: str = Field(
         default="0 2 * * *",
-        description="Cron (UTC) of the nightly drift check; each run checks the last completed "
-        "day.",
+        description="Cron (UTC) of the nightly drift check; each run checks the last partition "
+        "completed before it.",
     )
     model_server_container: str = Field(
         default="",
