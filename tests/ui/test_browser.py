@@ -192,7 +192,8 @@ def _doc_heading(dag_id: str) -> str:
     from mlops_pipeline.orchestration.factory import build_dags
 
     doc = build_dags(dag_id.split("__")[0])[dag_id].doc_md
-    return next(line.lstrip("#").strip() for line in doc.splitlines() if line.startswith("#"))
+    heading = next(line.lstrip("#").strip() for line in doc.splitlines() if line.startswith("#"))
+    return heading.replace("`", "")  # rendered: code spans show without their backticks
 
 
 def _wait_for_run(stack: Stack, dag_id: str, seconds: float = RUN_SECONDS) -> dict:
@@ -221,7 +222,7 @@ def test_anonymous_visitors_get_the_login_and_no_mlops_data(browser, stack):
     context = browser.new_context()
     try:
         anonymous = context.new_page()
-        answer = anonymous.goto(stack.url + "/mlops/api/status")
+        answer = anonymous.goto(stack.url + "/mlops/api/churn/status")
         assert answer.status == 401
         anonymous.goto(stack.url + "/dags")
         anonymous.wait_for_url("**/auth/login**")
@@ -323,6 +324,10 @@ def test_the_mlops_view_shows_the_new_version(page, stack):
     page.get_by_test_id("nav-sidebar").get_by_role("link", name="MLOps").click()
     page.wait_for_url("**/plugin/mlops")
     view = page.frame_locator("iframe").first
+    # The view opens on its use-case picker; churn is one of the declared use cases.
+    view.get_by_role("heading", name="MLOps: use cases").wait_for()
+    view.get_by_role("link", name="store_demand").wait_for()
+    view.get_by_role("link", name="churn", exact=True).click()
     view.get_by_role("heading", name="MLOps: churn-classifier").wait_for()
     models = view.locator("#models")
     assert "v1" in models.inner_text() and REASON in models.inner_text()
@@ -337,13 +342,13 @@ def test_the_mlops_view_shows_the_new_version(page, stack):
         README_SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=README_SCREENSHOT)
 
-    page.goto(stack.url + "/mlops/")
+    page.goto(stack.url + "/mlops/churn/")
     page.get_by_role("heading", name="Champion's model card (v1)").wait_for()
     page.frame_locator("iframe[title='model card']").get_by_text("SHAP").first.wait_for()
     page.screenshot(path=ARTIFACTS / "09-mlops-view.png", full_page=True)
     for link in ["Great Expectations Data Docs", "decision record"]:
         href = page.get_by_role("link", name=link).first.get_attribute("href")
-        assert page.request.get(f"{stack.url}/mlops/{href}").status == 200, href
+        assert page.request.get(f"{stack.url}/mlops/churn/{href}").status == 200, href
 
 
 def test_sigterm_stops_every_process_and_frees_the_ports(stack):

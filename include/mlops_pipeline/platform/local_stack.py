@@ -402,7 +402,7 @@ class LocalStack:
     def warm_up(self) -> None:
         """Ask the MLOps view once: its first request imports MLflow in the api-server."""
         answer = httpx.get(
-            f"{self.airflow_url}/mlops/api/status",
+            f"{self.airflow_url}/mlops/api/{self.usecases[0]}/status",
             headers={"Authorization": f"Bearer {self.token()}"},
             timeout=180,
         )
