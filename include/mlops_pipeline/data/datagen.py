@@ -25,7 +25,6 @@ The same seed always gives the same data, and any partition can be regenerated o
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import pandas as pd
 from mlops_pipeline.data.contract import Kind
 from mlops_pipeline.data.storage import landing_file
 from mlops_pipeline.failures import SpecError, UserCodeError
+from mlops_pipeline.usecases.loader import import_usecase_module
 
 if TYPE_CHECKING:
     from mlops_pipeline.config import Settings
@@ -111,14 +111,7 @@ def generator_module(usecase: UseCase) -> ModuleType:
         return loaded
     if not path.exists():
         raise SpecError(f"{usecase.folder}: no {GENERATOR}, so no demo data can be generated")
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    except Exception as exc:
-        del sys.modules[module_name]
-        raise UserCodeError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
+    module = import_usecase_module(path, module_name)
     missing = [name for name in ("population", "snapshot", "label") if not hasattr(module, name)]
     if missing:
         del sys.modules[module_name]

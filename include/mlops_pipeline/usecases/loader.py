@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pydantic import PrivateAttr, ValidationError
@@ -122,6 +123,12 @@ def _transforms_module(folder: Path, name: str) -> Any:
     path = folder / TRANSFORMS
     if not path.exists():
         raise SpecError(f"{folder}: features.on_demand needs a {TRANSFORMS}")
+    return import_usecase_module(path, module_name)
+
+
+def import_usecase_module(path: Path, module_name: str) -> ModuleType:
+    """Import a use case's own Python file as ``module_name`` (registered in ``sys.modules``
+    only once it imported); any error it raises is the use case's, a ``UserCodeError``."""
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[module_name] = module
