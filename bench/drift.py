@@ -39,11 +39,11 @@ started = time.perf_counter()
 record = run_nightly_check(settings, dt.date.fromisoformat(sys.argv[2]))
 total = time.perf_counter() - started
 peak = peak_rss_bytes()
-print(json.dumps({"total": total, "timings": record["timings"], "peak_rss": peak,
-                  "peak_over_baseline": peak - baseline, "rows": record["rows"],
-                  "reference_rows": record["drift"]["rows_reference"],
-                  "drift_share": record["drift"]["drift_share"],
-                  "retrain": record["decision"]["retrain"]}))
+print(json.dumps({"total": total, "timings": record.timings, "peak_rss": peak,
+                  "peak_over_baseline": peak - baseline, "rows": record.rows,
+                  "reference_rows": record.drift.rows_reference,
+                  "drift_share": record.drift.drift_share,
+                  "retrain": record.decision.retrain}))
 """
 
 

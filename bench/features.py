@@ -32,12 +32,12 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS = os.environ.get("MLOPS_BENCH_REDIS", "127.0.0.1:6379")
 
 
-def build_lake(home: Path, entities: int, days: int):
+def build_lake(home: Path, entities: int, days: int, usecase: str = USECASE):
     from mlops_pipeline.config import Settings
     from mlops_pipeline.data.datagen import generate_day
     from mlops_pipeline.data.ingestion import ingest_day
 
-    settings = Settings(home=home, usecase=USECASE, build_data_docs=False)
+    settings = Settings(home=home, usecase=usecase, build_data_docs=False)
     for offset in range(days):
         day = D0 + dt.timedelta(days=offset)
         generate_day(settings, day, rows=entities, file_format="parquet")

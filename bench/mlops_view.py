@@ -71,8 +71,9 @@ def build_home(home: Path) -> None:
     from mlflow.entities import Metric
 
     from mlops_pipeline.config import Settings
-    from mlops_pipeline.deployment import promotion as deployment
     from mlops_pipeline.deployment import registry
+    from mlops_pipeline.deployment.decisions import decision_record, write_decision_record
+    from mlops_pipeline.deployment.records import Evaluation
     from tests.ui.state import record_nights
 
     settings = Settings(home=home, usecase=USECASE)
@@ -104,7 +105,12 @@ def build_home(home: Path) -> None:
     for i in range(DECISIONS):
         evaluation = {
             "model_name": name,
-            "challenger": {"version": str(i + 1)},
+            "challenger": {
+                "version": str(i + 1),
+                "run_id": "bench",
+                "threshold": None,
+                "metrics": {},
+            },
             "champion": None,
             "holdout": {"window": "2025-08-07..2025-08-09", "rows": 60000},
             "gates": {
@@ -114,9 +120,11 @@ def build_home(home: Path) -> None:
                 "reasons": [],
             },
         }
-        record = deployment.decision_record("promote", "promoted", name, str(i + 1), evaluation)
-        record["decided_at"] = (start + dt.timedelta(days=i)).isoformat()
-        deployment.write_decision_record(settings, record, None)
+        record = decision_record(
+            "promote", "promoted", name, str(i + 1), Evaluation.model_validate(evaluation)
+        )
+        record.decided_at = (start + dt.timedelta(days=i)).isoformat()
+        write_decision_record(settings, record, None)
 
 
 def run() -> dict[str, Any]:

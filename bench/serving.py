@@ -1,10 +1,12 @@
 """Serving latency and throughput over real HTTP with wrk (loopback), side by side with
 `mlflow models serve` on the same model in the same run.
 
-Single-entity requests (the churn use case's customers), at concurrency 1 and 8, for: our
-server with the feature lookup (Feast online store, embedded SQLite), our server with inline
-features, and MLflow's scoring server with inline features (it has no feature lookup); each
-server with one worker process and with two.
+Single-entity requests of every shipped use case (one model server per use case, as
+`make airflow` and the compose file run them), at concurrency 1 and 8, for: our server with the
+feature lookup (Feast online store, embedded SQLite) and with inline features, each with one
+worker process and with two; and, for the first use case (churn, whose figures are the
+non-regression reference), MLflow's scoring server on the same model with inline features (it
+has no feature lookup).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from bench.common import median, save
 from bench.features import D0, build_lake
 from mlops_pipeline.serving.process import free_port, wait_until_ready
 
-CUSTOMERS = 5_000
+ENTITIES = 5_000
+# The use cases measured (default: every declared one); the first also runs MLflow's server.
+USECASES = os.environ.get("MLOPS_BENCH_USECASES", "")
 DAYS = 9
 DURATION_S = 10
 WARMUP_S = 3
@@ -77,29 +81,50 @@ def _wrk(url: str, body: dict, connections: int, scratch: Path, seconds: int = D
 
 
 def run() -> dict:
-    from mlops_pipeline.deployment import promotion as deployment
+    from mlops_pipeline.config import get_settings
+    from mlops_pipeline.usecases.loader import declared_usecases
+
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk); `make bench` installs it")
+    names = [n for n in USECASES.split(",") if n] or declared_usecases(get_settings().usecases_dir)
+    results: dict = {
+        "entities": ENTITIES,
+        "duration_s": DURATION_S,
+        "repeats": REPEATS,
+        "usecases": {},
+    }
+    for index, name in enumerate(names):
+        print(f"serving bench: {name} ...", file=sys.stderr, flush=True)
+        results["usecases"][name] = _run_usecase(name, with_mlflow=index == 0)
+    save("serving", results)
+    return results
+
+
+def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
+    import pandas as pd
+
+    from mlops_pipeline.data import storage
+    from mlops_pipeline.deployment.promotion import promote
     from mlops_pipeline.features.access import OnlineFeatureReader
     from mlops_pipeline.features.materialization import days_interval, materialize_interval
     from mlops_pipeline.features.store import register_definitions
     from mlops_pipeline.training.job import TrainingRequest, train_and_register
+    from mlops_pipeline.training.model import model_inputs
 
-    if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed (apt-get install wrk); `make bench` installs it")
     root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    settings = build_lake(root, entities=CUSTOMERS, days=DAYS)
+    settings = build_lake(root, entities=ENTITIES, days=DAYS, usecase=usecase)
     register_definitions(settings)
     days = [D0 + dt.timedelta(days=i) for i in range(DAYS)]
     materialize_interval(settings, *days_interval(days))
     outcome = train_and_register(settings, TrainingRequest(days[-1], 28, reason="bench"))
-    deployment.promote(settings, outcome.version)
+    promote(settings, outcome.version)
 
     spec = settings.spec
-    features = OnlineFeatureReader(settings).read([42])
-    from mlops_pipeline.training.model import model_inputs
-
+    key = spec.entity.key
+    newest = pd.read_parquet(storage.partition_dir(settings.lake_dir, days[-1]), columns=[key])
+    entity = int(newest[key].iloc[0])
+    features = OnlineFeatureReader(settings).read([entity])
     raw = {k: features[k][0] for k in spec.feature_columns}
-    import pandas as pd
-
     row = model_inputs(spec, pd.DataFrame(features)).iloc[0]
     inputs = list(spec.model_features)
     mlflow_body = {
@@ -130,11 +155,12 @@ def run() -> dict:
             ],
             "/ready",
         )
-        servers[f"mlflow_w{workers}"] = (
-            [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local"]
-            + ["-h", "127.0.0.1", "--workers", str(workers)],
-            "/ping",
-        )
+        if with_mlflow:
+            servers[f"mlflow_w{workers}"] = (
+                [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local"]
+                + ["-h", "127.0.0.1", "--workers", str(workers)],
+                "/ping",
+            )
     ports = {name: free_port() for name in servers}
     processes = {
         name: subprocess.Popen(
@@ -145,13 +171,7 @@ def run() -> dict:
         )
         for name, (command, _) in servers.items()
     }
-    results: dict = {
-        "customers": CUSTOMERS,
-        "duration_s": DURATION_S,
-        "repeats": REPEATS,
-        "runs": {},
-        "samples": {},
-    }
+    samples: dict[str, list[dict]] = {}
     try:
         for name, (_, ready) in servers.items():
             process = processes[name]
@@ -166,46 +186,49 @@ def run() -> dict:
         cases = {}
         for workers in WORKERS:
             ours = f"http://127.0.0.1:{ports[f'ours_w{workers}']}/predict"
-            theirs = f"http://127.0.0.1:{ports[f'mlflow_w{workers}']}/invocations"
-            lookup = {"entities": {spec.entity.key: [42]}}
-            cases[f"ours_feature_lookup_w{workers}"] = (ours, lookup)
+            cases[f"ours_feature_lookup_w{workers}"] = (ours, {"entities": {key: [entity]}})
             cases[f"ours_inline_w{workers}"] = (ours, {"instances": [raw]})
-            cases[f"mlflow_models_serve_inline_w{workers}"] = (theirs, mlflow_body)
+            if with_mlflow:
+                theirs = f"http://127.0.0.1:{ports[f'mlflow_w{workers}']}/invocations"
+                cases[f"mlflow_models_serve_inline_w{workers}"] = (theirs, mlflow_body)
         for url, body in cases.values():
             httpx.post(url, json=body, timeout=30).raise_for_status()
             for connections in CONCURRENCY:
                 _wrk(url, body, connections, scratch, seconds=WARMUP_S)
-        for _ in range(REPEATS):
+        for repeat in range(REPEATS):
+            print(f"  {usecase}: round {repeat + 1} of {REPEATS}", file=sys.stderr, flush=True)
             for name, (url, body) in cases.items():
                 for connections in CONCURRENCY:
                     run = _wrk(url, body, connections, scratch)
-                    results["samples"].setdefault(f"{name}@c{connections}", []).append(run)
-        results["runs"] = {
-            key: {field: median([run[field] for run in runs]) for field in runs[0]}
-            for key, runs in results["samples"].items()
-        }
+                    samples.setdefault(f"{name}@c{connections}", []).append(run)
     finally:
         for process in processes.values():
             process.terminate()
             process.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
-    save("serving", results)
-    return results
+    return {
+        "runs": {
+            case: {field: median([run[field] for run in runs]) for field in runs[0]}
+            for case, runs in samples.items()
+        },
+        "samples": samples,
+    }
 
 
 def report(results: dict) -> str:
     lines = [
-        "Serving, single-customer requests, wrk on loopback, medians of "
+        "Serving, single-entity requests, wrk on loopback, medians of "
         f"{results['repeats']} runs of {results['duration_s']} s "
         "(goal: p99 < 5 ms at c=1 with the lookup; at c=8 >= 3x mlflow's throughput, p99 < 30 ms)",
-        "| server | workers | concurrency | req/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---|---|---|---|---|---|",
+        "| use case | server | workers | concurrency | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for key, row in results["runs"].items():
-        case, connections = key.rsplit("@c", 1)
-        name, workers = case.rsplit("_w", 1)
-        lines.append(
-            f"| {name} | {workers} | {connections} | {row['req_per_s']:.0f} | "
-            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} |"
-        )
+    for usecase, measured in results["usecases"].items():
+        for key, row in measured["runs"].items():
+            case, connections = key.rsplit("@c", 1)
+            name, workers = case.rsplit("_w", 1)
+            lines.append(
+                f"| {usecase} | {name} | {workers} | {connections} | {row['req_per_s']:.0f} | "
+                f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} |"
+            )
     return "\n".join(lines)

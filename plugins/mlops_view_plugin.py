@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airflow.sdk.plugins_manager import AirflowPlugin
 
-from mlops_pipeline.platform.mlops_view import URL_PREFIX, LazyApp, external_view
+from mlops_pipeline.platform.mlops_view.app import URL_PREFIX, LazyApp, external_view
 
 
 class MlopsViewPlugin(AirflowPlugin):

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -55,11 +57,23 @@ def runner():
     return airflow_runner
 
 
-@pytest.fixture
-def lake(settings):
-    """Nine validated days and registered feature definitions in this test's MLOPS_HOME."""
+@pytest.fixture(scope="session")
+def validated_lake(tmp_path_factory) -> Path:
+    """An MLOPS_HOME holding the nine days landed and validated, built once per session."""
+    from mlops_pipeline.config import get_settings
+
+    home = tmp_path_factory.mktemp("validated-lake") / "home"
+    settings = get_settings().replace(home=home, build_data_docs=False)
     for day in DAYS:
         generate_day(settings, day, ROWS, file_format="parquet")
-        ingest_day(settings.replace(build_data_docs=False), day)
+        ingest_day(settings, day)
+    return home
+
+
+@pytest.fixture
+def lake(settings, validated_lake):
+    """Nine validated days (a copy of the session's) and feature definitions registered in this
+    test's MLOPS_HOME: the Feast registry is made here, as it records its own home's paths."""
+    shutil.copytree(validated_lake, settings.home, dirs_exist_ok=True)
     register_definitions(settings)
     return settings

@@ -8,6 +8,7 @@ import time
 
 from mlops_pipeline.deployment import promotion as deployment
 from mlops_pipeline.deployment import registry
+from mlops_pipeline.deployment.decisions import DECISIONS_ARTIFACTS
 from mlops_pipeline.platform.status import platform_status
 from mlops_pipeline.serving.process import free_port
 from mlops_pipeline.training.job import TrainingRequest, train_and_register
@@ -61,7 +62,7 @@ def test_good_challenger_is_promoted_and_a_worse_one_rejected(runner, lake):
     logged = {
         a.path
         for a in tracking.list_artifacts(
-            record["evaluation"]["challenger"]["run_id"], deployment.DECISIONS_ARTIFACTS
+            record["evaluation"]["challenger"]["run_id"], DECISIONS_ARTIFACTS
         )
     }
     assert len(logged) == 2, "JSON and Markdown decision records are on the challenger's run"

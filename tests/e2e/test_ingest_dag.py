@@ -10,7 +10,7 @@ import pytest
 
 from mlops_pipeline.data import storage
 from mlops_pipeline.data.datagen import generate_day
-from mlops_pipeline.data.ingestion import FAILED_EXPECTATIONS
+from mlops_pipeline.data.partition_write import FAILED_EXPECTATIONS
 from mlops_pipeline.orchestration.runner import asset_event_extras
 from tests.conftest import TEST_ROWS
 

@@ -12,8 +12,9 @@ from mlops_pipeline.data.datagen import generate_day
 from mlops_pipeline.data.ingestion import ingest_day
 from mlops_pipeline.deployment import registry
 from mlops_pipeline.features.store import register_definitions
-from mlops_pipeline.monitoring.nightly import read_record
-from mlops_pipeline.platform.demo import demo_scenarios, run_lifecycle, table, unexpected
+from mlops_pipeline.monitoring.records import read_record
+from mlops_pipeline.platform.demo.lifecycle import demo_scenarios, run_lifecycle, unexpected
+from mlops_pipeline.platform.demo.report import table
 
 START = dt.date(2025, 9, 1)
 ROWS = 1_000
@@ -74,7 +75,7 @@ def test_drift_triggers_a_retrain_and_the_gates_decide(runner, override, monkeyp
     assert gates["first_model"] is False and gates["checks"], "v2 was judged against v1"
     assert records[-1]["evaluation"]["champion"]["version"] == "1"
     night = read_record(settings, dt.date.fromisoformat(day[8]))
-    assert night["decision"]["nights_flagged"] == day[7:9]
+    assert [d.isoformat() for d in night.decision.nights_flagged] == day[7:9]
 
     assert 0 < lifecycle.task_seconds < lifecycle.wall_seconds
 

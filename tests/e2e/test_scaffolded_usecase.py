@@ -21,9 +21,10 @@ import pytest
 from mlops_pipeline.config import get_settings
 from mlops_pipeline.data import storage
 from mlops_pipeline.deployment import registry
-from mlops_pipeline.monitoring.nightly import read_record
+from mlops_pipeline.monitoring.records import read_record
 from mlops_pipeline.platform.cli import main
-from mlops_pipeline.platform.demo import run_lifecycle, table, unexpected
+from mlops_pipeline.platform.demo.lifecycle import run_lifecycle, unexpected
+from mlops_pipeline.platform.demo.report import table
 from mlops_pipeline.serving.process import running_server
 from mlops_pipeline.usecases.spec import Cadence, Kind, Task
 
@@ -193,7 +194,7 @@ def test_a_new_usecase_from_a_sample_file_runs_its_whole_lifecycle(
     version = tracking.get_model_version(spec.model_name, "2")
     assert version.tags["mlops.trigger_reason"].startswith("drift"), version.tags
     night = read_record(settings, dt.date.fromisoformat(retrained[0]["date"]))
-    assert night["decision"]["retrain"] is True
+    assert night.decision.retrain is True
 
     # Its own model server: by entity id (online store) and inline (raw features).
     score, decision = spec.serving.score_field, spec.serving.decision_field

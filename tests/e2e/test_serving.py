@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data.datagen import generate_day
 from mlops_pipeline.data.ingestion import ingest_day
-from mlops_pipeline.deployment import promotion as deployment
 from mlops_pipeline.deployment import registry
+from mlops_pipeline.deployment.promotion import promote
+from mlops_pipeline.deployment.smoke import smoke_test
 from mlops_pipeline.features.access import OnlineFeatureReader
 from mlops_pipeline.features.materialization import days_interval, materialize_interval
 from mlops_pipeline.features.store import register_definitions
@@ -49,7 +50,7 @@ def platform(tmp_path_factory) -> Settings:
     materialize_interval(settings, *days_interval(DAYS))
     for reason in ("v1", "v2"):
         train_and_register(settings, TrainingRequest(DAYS[-1], 28, reason=reason))
-    deployment.promote(settings, "1")
+    promote(settings, "1")
     return settings
 
 
@@ -205,7 +206,7 @@ def test_alias_change_is_picked_up_without_dropping_requests(server, platform):
     thread.start()
     try:
         time.sleep(1)
-        deployment.promote(platform, "2")
+        promote(platform, "2")
         deadline = time.monotonic() + 60
         while httpx.get(f"{server}/model").json()["version"] != "2":
             assert time.monotonic() < deadline, "the server never picked up the new champion"
@@ -284,10 +285,10 @@ def test_workers_share_the_requests_and_report_one_set_of_metrics(platform):
             assert _predicted(exposition) == 2 * requests, exposition
             assert _model_info(exposition) == {champion: 1.0}
 
-        deployment.promote(platform, other)
+        promote(platform, other)
         # The post-promotion smoke test passes only once every worker serves the new version.
         smoke = platform.replace(serving_url=base, smoke_timeout_seconds=60)
-        assert deployment.smoke_test(smoke, other)["version"] == other
+        assert smoke_test(smoke, other)["version"] == other
         assert _model_info(httpx.get(f"{base}/metrics").text) == {champion: 0.0, other: 1.0}
         assert {httpx.get(f"{base}/model").json()["version"] for _ in range(8)} == {other}
     for pid in workers:  # stopping the server stops its workers

@@ -249,8 +249,8 @@ def test_mlflow_server_requires_authentication(mlflow_server):
 
 
 def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_server, monkeypatch):
-    from mlops_pipeline.deployment import promotion as deployment
     from mlops_pipeline.deployment import registry
+    from mlops_pipeline.deployment.decisions import latest_decisions
     from mlops_pipeline.features.access import OnlineFeatureReader
 
     result, settings = pipeline["result"], pipeline["settings"]
@@ -276,7 +276,7 @@ def test_pipeline_runs_on_postgres_mlflow_server_and_redis(pipeline, mlflow_serv
     assert str(champion.version) == result["version"]
     assert champion.source.startswith(("models:/", "mlflow-artifacts:"))
     assert any(Path(mlflow_server["artifacts"]).rglob("MLmodel"))
-    (record,) = deployment.latest_decisions(settings)
+    (record,) = latest_decisions(settings)
     assert record["outcome"] == "promoted"
 
     # Features were read back from Redis through the registry on Postgres.

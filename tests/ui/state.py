@@ -52,21 +52,23 @@ def with_model_params(settings: Settings, params: dict) -> Settings:
 def train_and_decide(settings: Settings, params: dict, reason: str) -> str:
     """Train a version with the model ``params``, run the gates on it, promote it if they
     pass, and record the decision as the deploy DAG does."""
-    from mlops_pipeline.deployment import promotion as deployment
+    from mlops_pipeline.deployment.decisions import record_decision
+    from mlops_pipeline.deployment.evaluation import evaluate_challenger
+    from mlops_pipeline.deployment.promotion import promote
     from mlops_pipeline.training.job import TrainingRequest, train_and_register
 
     if hasattr(params, "to_dict"):  # a params object of the training stage
         params = params.to_dict()
     trained = with_model_params(settings, params)
     version = train_and_register(trained, TrainingRequest(DAYS[-1], reason=reason)).version
-    evaluation = deployment.evaluate_challenger(settings, version).to_dict()
+    evaluation = evaluate_challenger(settings, version)
     airflow = {"dag_id": f"{settings.usecase_name}__deploy", "run_id": f"test__{reason}"}
-    if evaluation["gates"]["passed"]:
-        aliases = deployment.promote(settings, version)
-        deployment.record_decision(settings, evaluation, "promoted", airflow, aliases=aliases)
+    if evaluation.gates.passed:
+        aliases = promote(settings, version)
+        record_decision(settings, evaluation, "promoted", airflow, aliases=aliases)
     else:
-        reasons = evaluation["gates"]["reasons"]
-        deployment.record_decision(settings, evaluation, "rejected", airflow, reasons=reasons)
+        reasons = evaluation.gates.reasons
+        record_decision(settings, evaluation, "rejected", airflow, reasons=reasons)
     return version
 
 
@@ -98,7 +100,7 @@ def night_record(
 
 def record_nights(settings: Settings, count: int, champion: str = "1") -> list[dt.date]:
     """``count`` night records ending the day after the lake, each with an HTML report."""
-    from mlops_pipeline.monitoring.nightly import REPORT, SUMMARY, night_dir
+    from mlops_pipeline.monitoring.records import REPORT, SUMMARY, night_dir
 
     spec = settings.spec
     nights = [DAYS[-1] - dt.timedelta(days=count - 2 - i) for i in range(count)]

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from mlops_pipeline.config import get_settings
-from mlops_pipeline.platform.local_stack import ADMIN, PASSWORDS_FILE, project_dag_ids
+from mlops_pipeline.platform.local_stack.environment import ADMIN, PASSWORDS_FILE, project_dag_ids
 from mlops_pipeline.serving.process import free_port
 from tests.conftest import REPO, skip_or_fail
 from tests.ui.state import DAYS, prepare_lake, record_nights

@@ -10,7 +10,7 @@ import pytest
 
 from mlops_pipeline.config import get_settings
 from mlops_pipeline.deployment import registry
-from mlops_pipeline.platform.mlops_view import resolve_report
+from mlops_pipeline.platform.mlops_view.files import resolve_report
 from mlops_pipeline.platform.status import platform_status
 from tests.ui.conftest import login
 from tests.ui.state import (

@@ -221,8 +221,8 @@ def test_mounted_files_exist_and_parse():
     # The textfile collector reads where the nightly drift check and ingestion write
     # (MLOPS_HOME is the mlops-data volume in every service).
     from mlops_pipeline.config import Settings
-    from mlops_pipeline.data import ingestion
-    from mlops_pipeline.monitoring import nightly as monitoring
+    from mlops_pipeline.data import ingestion_report as ingestion
+    from mlops_pipeline.monitoring import textfile as monitoring
 
     home = _environment(SERVICES["airflow-scheduler"])["MLOPS_HOME"]
     written = []
@@ -264,9 +264,9 @@ def test_dashboard_shows_what_the_model_server_exports():
     assert "mlops_predict_latency_seconds_bucket" in expressions
     assert "mlops_predictions_total" in expressions and "mlops_model_info" in expressions
     # The drift and quarantine panels read the gauges the nightly check and ingestion write.
-    monitoring = (REPO / "include/mlops_pipeline/monitoring/nightly.py").read_text()
+    monitoring = (REPO / "include/mlops_pipeline/monitoring/textfile.py").read_text()
     assert 'Gauge("mlops_drift_share"' in monitoring and "mlops_drift_share" in expressions
-    ingestion = (REPO / "include/mlops_pipeline/data/ingestion.py").read_text()
+    ingestion = (REPO / "include/mlops_pipeline/data/ingestion_report.py").read_text()
     assert '"mlops_quarantine_rate"' in ingestion and "mlops_quarantine_rate" in expressions
 
 

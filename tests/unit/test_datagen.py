@@ -16,7 +16,7 @@ from mlops_pipeline.data.datagen import (
     generate_day,
     generate_frame,
 )
-from mlops_pipeline.data.ingestion import read_landing_file
+from mlops_pipeline.data.landing import read_landing_file
 from mlops_pipeline.failures import SpecError
 
 DAY = dt.date(2025, 6, 2)

@@ -13,9 +13,10 @@ import pytest
 from mlops_pipeline.config import get_settings
 from mlops_pipeline.data import storage
 from mlops_pipeline.data.datagen import generate_frame
+from mlops_pipeline.deployment.loading import LoadedVersion
 from mlops_pipeline.failures import PermanentFailure, SpecError
-from mlops_pipeline.monitoring import drift, nightly
-from mlops_pipeline.monitoring.nightly import NightFlags, RetrainPolicy, decide
+from mlops_pipeline.monitoring import drift, nightly, records, textfile
+from mlops_pipeline.monitoring.policy import Decision, NightFlags, RetrainPolicy, decide
 from mlops_pipeline.usecases.loader import load_usecase
 from tests.conftest import prometheus_samples
 from tests.ui.state import REGRESSION, REGRESSION_SHIFTED, write_usecases
@@ -104,10 +105,10 @@ def test_a_frame_without_a_feature_cannot_be_checked():
         drift.run_drift(frame, frame, CONFIG)
 
 
-def _nights(*flags: tuple[str, bool, bool]) -> dict[dt.date, dict]:
-    """(date, drifted, retrain requested) -> earlier night records."""
+def _nights(*flags: tuple[str, bool, bool]) -> dict[dt.date, Decision]:
+    """(date, drifted, retrain requested) -> earlier nights' decisions."""
     return {
-        dt.date.fromisoformat(day): {"decision": {"drifted": drifted, "retrain": retrain}}
+        dt.date.fromisoformat(day): Decision(retrain=retrain, drifted=drifted)
         for day, drifted, retrain in flags
     }
 
@@ -131,7 +132,7 @@ def test_k_of_n_nights_must_drift():
 
     persistent = decide(night, DRIFTED, _nights(("2025-06-08", True, False)), POLICY)
     assert persistent.retrain is True
-    assert persistent.nights_flagged == ["2025-06-08", "2025-06-10"]
+    assert persistent.nights_flagged == [dt.date(2025, 6, 8), dt.date(2025, 6, 10)]
     assert persistent.reasons[0].startswith("data drift: share 0.30 >= 0.20 (monthly_charges)")
 
     calm = NightFlags(rows=20_000, drift_share=0.05)
@@ -142,7 +143,7 @@ def test_cooldown_holds_back_a_new_request_unless_performance_dropped_hard():
     night = dt.date(2025, 6, 10)
     earlier = _nights(("2025-06-09", True, False), ("2025-06-08", True, True))
     held = decide(night, DRIFTED, earlier, POLICY)
-    assert held.retrain is False and held.last_request == "2025-06-08"
+    assert held.retrain is False and held.last_request == dt.date(2025, 6, 8)
     assert held.reasons[0].startswith(
         "cooldown: retrain requested on 2025-06-08, 2 partition(s) ago"
     )
@@ -166,7 +167,7 @@ def test_a_weekly_use_case_counts_weeks_not_days():
     assert decide(monday, DRIFTED, _nights(("2025-06-15", True, False)), weekly).retrain is False
     persistent = decide(monday, DRIFTED, _nights(("2025-06-09", True, False)), weekly)
     assert persistent.retrain is True
-    assert persistent.nights_flagged == ["2025-06-09", "2025-06-16"]
+    assert persistent.nights_flagged == [dt.date(2025, 6, 9), dt.date(2025, 6, 16)]
     held = decide(monday, DRIFTED, _nights(("2025-06-09", True, True)), weekly)
     assert held.reasons[0].startswith("cooldown: retrain requested on 2025-06-09, 1 partition")
 
@@ -191,7 +192,7 @@ def test_concept_drift_is_caught_by_performance_not_by_data_drift():
     assert set(spec.on_demand_features) <= set(stable.columns)
 
     def night(frame: pd.DataFrame) -> NightFlags:
-        scores = _champion(spec, trained).predict(frame)
+        scores = _champion(spec, trained).scores(frame)
         performance = drift.performance(
             spec, frame[spec.label].to_numpy(), scores, trained.threshold, trained.metrics
         )
@@ -241,8 +242,16 @@ def regression_model(regression):
     return train_model(spec, history)
 
 
-def _champion(spec, trained) -> nightly.Champion:
-    return nightly.Champion("1", "run-1", trained.threshold, trained.metrics, trained.model, spec)
+def _champion(spec, trained) -> LoadedVersion:
+    return LoadedVersion(
+        spec=spec,
+        version="1",
+        run_id="run-1",
+        threshold=trained.threshold,
+        model=trained.model,
+        alias="champion",
+        test_metrics=trained.metrics,
+    )
 
 
 def test_a_regression_night_drifts_on_its_shifted_numbers_and_its_own_metric(
@@ -263,8 +272,8 @@ def test_a_regression_night_drifts_on_its_shifted_numbers_and_its_own_metric(
     _, calm = drift.run_drift(trained.split.train, stable, config)
     assert calm.drifted_columns == [] and calm.drift_share == 0.0
     _, moved = drift.run_drift(
-        trained.split.train.assign(prediction=champion.predict(trained.split.train)),
-        shifted.assign(prediction=champion.predict(shifted)),
+        trained.split.train.assign(prediction=champion.scores(trained.split.train)),
+        shifted.assign(prediction=champion.scores(shifted)),
         config,
     )
     assert set(moved.drifted_columns) == set(REGRESSION_SHIFTED)
@@ -273,7 +282,7 @@ def test_a_regression_night_drifts_on_its_shifted_numbers_and_its_own_metric(
 
     def check(frame: pd.DataFrame) -> dict:
         return drift.performance(
-            spec, frame[spec.label].to_numpy(), champion.predict(frame), None, trained.metrics
+            spec, frame[spec.label].to_numpy(), champion.scores(frame), None, trained.metrics
         )
 
     control, broken = check(stable), check(concept)
@@ -302,7 +311,7 @@ def test_a_regression_night_end_to_end_beside_a_classifier(
 ):
     spec, trained = regression.spec, regression_model
     champion = _champion(spec, trained)
-    reference = trained.split.train.assign(prediction=champion.predict(trained.split.train))
+    reference = trained.split.train.assign(prediction=champion.scores(trained.split.train))
     monkeypatch.setattr(nightly, "load_champion", lambda settings, tracking: champion)
     monkeypatch.setattr(nightly, "reference_frame", lambda settings, tracking, c: reference)
     night = DAY + dt.timedelta(days=8)
@@ -318,14 +327,14 @@ def test_a_regression_night_end_to_end_beside_a_classifier(
     log.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"half a li')
 
     record = nightly.run_nightly_check(regression, night, {"run_id": "manual__1"})
-    assert record["status"] == nightly.CHECKED and record["usecase"] == REGRESSION
-    assert set(REGRESSION_SHIFTED) <= set(record["drift"]["drifted_columns"])
-    assert record["performance"]["metric"] == "r2" and record["performance"]["rows"] == 1_000
-    assert record["prediction"]["source"] == "prediction log"
-    assert record["prediction"]["rows"] == 150
-    assert record["prediction"]["mean_current"] == pytest.approx(100.0 + 149 / 2)
-    assert nightly.read_record(regression, night) == record
-    assert (nightly.night_dir(regression, night) / nightly.REPORT).exists()
+    assert record.status == records.CHECKED and record.usecase == REGRESSION
+    assert set(REGRESSION_SHIFTED) <= set(record.drift.drifted_columns)
+    assert record.performance.metric == "r2" and record.performance.rows == 1_000
+    assert record.prediction.source == "prediction log"
+    assert record.prediction.rows == 150
+    assert record.prediction.mean_current == pytest.approx(100.0 + 149 / 2)
+    assert records.read_record(regression, night) == record
+    assert (records.night_dir(regression, night) / records.REPORT).exists()
     assert regression.drift_reports_dir.name == REGRESSION
 
     from mlops_pipeline.deployment import registry
@@ -333,24 +342,25 @@ def test_a_regression_night_end_to_end_beside_a_classifier(
     tracking = registry.client(regression)
     experiment = tracking.get_experiment_by_name(spec.monitoring_experiment)
     (run,) = tracking.search_runs([experiment.experiment_id])
-    assert run.info.run_id == record["mlflow_run_id"]
+    assert run.info.run_id == record.mlflow_run_id
     assert "r2" in run.data.metrics and "r2_drop" in run.data.metrics
 
     # The classifier's night beside it: each use case its own textfile, labelled by model.
     churn = regression.for_usecase("churn")
     storage.write_json(
-        nightly.night_dir(churn, night) / nightly.SUMMARY,
+        records.night_dir(churn, night) / records.SUMMARY,
         {
             "night": night.isoformat(),
-            "status": nightly.CHECKED,
+            "status": records.CHECKED,
+            "rows": 20_000,
             "drift": {"drift_share": 0.05, "columns": {}},
             "performance": {"metric": "roc_auc", "drop": 0.01},
             "decision": {"retrain": False},
         },
     )
-    nightly.write_prometheus_textfile(churn)
+    textfile.write_prometheus_textfile(churn)
     names = ("churn", REGRESSION)
-    files = {name: nightly.prometheus_file(regression.for_usecase(name)) for name in names}
+    files = {name: textfile.prometheus_file(regression.for_usecase(name)) for name in names}
     assert files["churn"] != files[REGRESSION] and files["churn"].parent == files[REGRESSION].parent
     for name, path in files.items():
         model = regression.for_usecase(name).spec.model_name
@@ -358,9 +368,9 @@ def test_a_regression_night_end_to_end_beside_a_classifier(
         assert samples and {labels["model"] for _, labels, _ in samples} == {model}
     regression_samples = prometheus_samples(files[REGRESSION].read_text())
     shares = {s[0]: s[2] for s in regression_samples if s[0] == "mlops_drift_share"}
-    assert shares == {"mlops_drift_share": record["drift"]["drift_share"]}
+    assert shares == {"mlops_drift_share": record.drift.drift_share}
     (drop,) = [s for s in regression_samples if s[0] == "mlops_champion_performance_drop"]
-    assert drop[1]["metric"] == "r2" and drop[2] == pytest.approx(record["performance"]["drop"])
+    assert drop[1]["metric"] == "r2" and drop[2] == pytest.approx(record.performance.drop)
 
 
 def test_a_missing_partition_is_a_permanent_failure(regression):

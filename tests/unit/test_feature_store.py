@@ -44,13 +44,24 @@ ROWS = 300
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def lake(settings) -> Settings:
-    """Three validated days of churn and registered definitions, in this test's own
-    MLOPS_HOME."""
+@pytest.fixture(scope="module")
+def validated_lake(tmp_path_factory) -> Path:
+    """An MLOPS_HOME with three validated days of churn, built once for this module."""
+    from mlops_pipeline.config import get_settings
+
+    home = tmp_path_factory.mktemp("validated-lake") / "home"
+    settings = get_settings().replace(home=home)
     for day in DAYS:
         generate_day(settings, day, rows=ROWS)
         ingest_day(settings, day)
+    return home
+
+
+@pytest.fixture
+def lake(settings, validated_lake) -> Settings:
+    """The three validated days (a copy) and definitions registered in this test's own
+    MLOPS_HOME (the Feast registry records its home's paths, so it is made here)."""
+    shutil.copytree(validated_lake, settings.home, dirs_exist_ok=True)
     register_definitions(settings)
     return settings
 

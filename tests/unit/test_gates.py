@@ -1,4 +1,5 @@
-"""Property tests of the promotion gates, configured from the churn declaration."""
+"""Property tests of the promotion gates, configured from the churn declaration (with a
+protected attribute declared for the fairness gate)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops_pipeline.config import Settings, get_settings
+from mlops_pipeline.deployment.fairness import AttributeFairness, GroupValues
 from mlops_pipeline.deployment.gates import GateConfig, MetricGate, Scores, evaluate_gates
 
 CONFIG = GateConfig.from_spec(get_settings().for_usecase("churn").spec)
@@ -123,7 +125,7 @@ def test_the_gates_are_the_declared_ones():
 
 
 def test_the_latency_budget_is_declared_per_use_case():
-    from mlops_pipeline.deployment.promotion import gate_config
+    from mlops_pipeline.deployment.evaluation import gate_config
 
     overrides = {"churn": {"gates": {"p99_latency_budget_ms": 250}}}
     config = gate_config(Settings(usecase="churn", usecase_overrides=json.dumps(overrides)))
@@ -151,6 +153,8 @@ def test_unbounded_gates_render_and_only_compare_with_the_champion():
         segment_min_rows=500,
         p99_latency_budget_ms=50.0,
         model_size_budget_mb=50.0,
+        protected_attributes=(),
+        fairness=MetricGate("mae_difference", False, math.inf, math.inf, 0.1),
     )
     first = evaluate_gates(Scores(metrics={"rmse": 1e9, "mae": 1e9}), None, config)
     assert first.passed
@@ -168,3 +172,126 @@ def test_unbounded_gates_render_and_only_compare_with_the_champion():
     json.dumps(worse.to_dict(), allow_nan=False)
     better = evaluate_gates(Scores(metrics={"rmse": 9.0, "mae": 8.1}), champion, config)
     assert better.passed, better.reasons()
+
+
+GOOD = {"roc_auc": 0.80, "pr_auc": 0.50, "log_loss": 0.39, "brier": 0.122}
+BETTER = {"roc_auc": 0.82, "pr_auc": 0.52, "log_loss": 0.38, "brier": 0.120}
+EQUALIZED_ODDS = "fairness:region:equalized_odds_difference"
+
+
+def _declaring(usecase: str, fairness: dict, attributes: tuple[str, ...]) -> GateConfig:
+    overrides = {
+        usecase: {"protected_attributes": list(attributes), "gates": {"fairness": fairness}}
+    }
+    settings = Settings(usecase=usecase, usecase_overrides=json.dumps(overrides))
+    return GateConfig.from_spec(settings.spec)
+
+
+def _region(disparity: float | None) -> dict[str, AttributeFairness]:
+    groups = {
+        "north": GroupValues(900, {"true_positive_rate": 0.7, "false_positive_rate": 0.1}),
+        "south": GroupValues(800, {"true_positive_rate": 0.6, "false_positive_rate": 0.1}),
+    }
+    return {
+        "region": AttributeFairness(
+            "region",
+            "equalized_odds_difference",
+            disparity,
+            groups if disparity is not None else {},
+            {"east": "120 rows, fewer than 500"},
+        )
+    }
+
+
+def _scores(metrics: dict[str, float], disparity: float | None) -> Scores:
+    return Scores(metrics=metrics, fairness=_region(disparity))
+
+
+def test_the_fairness_gate_is_the_declared_one_with_the_task_defaults():
+    bounded = _declaring("churn", {"max_disparity": 0.1}, ("region",))
+    assert bounded.protected_attributes == ("region",)
+    assert bounded.fairness == MetricGate("equalized_odds_difference", False, 0.1, 0.02, math.inf)
+    assert CONFIG.protected_attributes == ()
+    assert not math.isfinite(CONFIG.fairness.bound), "no maximum unless declared"
+    regressor = _declaring("store_demand", {}, ("store_format",))
+    assert regressor.fairness == MetricGate("mae_difference", False, math.inf, math.inf, 0.1)
+
+
+def test_a_disparity_above_the_declared_maximum_is_never_promoted():
+    config = _declaring("churn", {"max_disparity": 0.1}, ("region",))
+    first = evaluate_gates(_scores(GOOD, 0.15), None, config)
+    assert [c.name for c in first.failures] == [EQUALIZED_ODDS]
+    detail = first.failures[0].detail
+    assert "0.1500 between groups north (900 rows), south (800 rows)" in detail
+    assert "left out east: 120 rows, fewer than 500" in detail and "must be <= 0.1" in detail
+    assert evaluate_gates(_scores(GOOD, 0.08), None, config).passed
+    # The bound holds against a champion too, even one as unfair.
+    report = evaluate_gates(_scores(BETTER, 0.15), _scores(GOOD, 0.15), config)
+    assert [c.name for c in report.failures] == [EQUALIZED_ODDS]
+
+
+@settings(max_examples=200, deadline=None)
+@given(champion=st.floats(0.0, 0.5), growth=st.floats(-0.2, 0.2))
+def test_a_disparity_growing_past_the_champions_beyond_the_margin_is_never_promoted(
+    champion, growth
+):
+    config = _declaring("churn", {}, ("region",))
+    challenger = max(champion + growth, 0.0)
+    report = evaluate_gates(_scores(BETTER, challenger), _scores(GOOD, champion), config)
+    check = next(c for c in report.checks if c.name == EQUALIZED_ODDS)
+    assert check.passed == (challenger - champion <= 0.02)
+    assert report.passed == check.passed, report.reasons()
+
+
+def test_a_fairness_regression_explains_itself_in_the_report():
+    config = _declaring("churn", {}, ("region",))
+    report = evaluate_gates(_scores(BETTER, 0.08), _scores(GOOD, 0.05), config)
+    assert report.reasons() == [
+        f"{EQUALIZED_ODDS}: 0.0800 between groups north (900 rows), south (800 rows); left out "
+        "east: 120 rows, fewer than 500; champion 0.0500: worse by 0.0300, allowed 0.0200"
+    ]
+    failed = report.failures[0]
+    assert (failed.value, failed.threshold) == (0.08, pytest.approx(0.07))
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_a_regressors_mae_gap_may_grow_by_a_share_of_the_champions():
+    config = _declaring("store_demand", {}, ("store_format",))
+
+    def scores(gap: float) -> Scores:
+        result = AttributeFairness("store_format", "mae_difference", gap, {}, {})
+        return Scores(
+            metrics={"r2": 0.8, "rmse": 5.0, "mae": 4.0}, fairness={"store_format": result}
+        )
+
+    champion = scores(2.0)
+    within = evaluate_gates(scores(2.15), champion, config)
+    check = "fairness:store_format:mae_difference"
+    assert next(c for c in within.checks if c.name == check).passed
+    beyond = evaluate_gates(scores(2.25), champion, config)
+    assert "allowed 0.2000" in next(c for c in beyond.failures if c.name == check).detail
+
+
+def test_an_unmeasurable_attribute_is_reported_and_a_missing_result_fails():
+    config = _declaring("churn", {"max_disparity": 0.1}, ("region",))
+    first = evaluate_gates(_scores(GOOD, None), None, config)
+    check = next(c for c in first.checks if c.name == EQUALIZED_ODDS)
+    assert first.passed and check.value is None
+    assert check.detail.startswith("not gated: fewer than two groups (groups none; left out east")
+    missing = evaluate_gates(Scores(metrics=GOOD), None, config)
+    assert missing.reasons() == [
+        f"{EQUALIZED_ODDS}: not measured: the challenger has no result for it"
+    ]
+    # Without a maximum or a champion the disparity is only reported, with no infinite bound.
+    unbounded = evaluate_gates(_scores(GOOD, 0.4), None, _declaring("churn", {}, ("region",)))
+    check = next(c for c in unbounded.checks if c.name == EQUALIZED_ODDS)
+    assert check.passed and check.threshold is None and "reported only" in check.detail
+    json.dumps(unbounded.to_dict(), allow_nan=False)
+
+
+def test_no_protected_attributes_means_no_fairness_checks_and_an_unchanged_report():
+    champion = Scores(metrics=GOOD)
+    plain = evaluate_gates(Scores(metrics=BETTER), champion, CONFIG)
+    measured = evaluate_gates(_scores(BETTER, 0.9), _scores(GOOD, 0.0), CONFIG)
+    assert measured.to_dict() == plain.to_dict()
+    assert not any(c.name.startswith("fairness:") for c in measured.checks)

@@ -8,14 +8,10 @@ import hashlib
 import pandas as pd
 import pytest
 
-from mlops_pipeline.data import ingestion, storage
+from mlops_pipeline.data import ingestion_report, landing, storage
 from mlops_pipeline.data.datagen import generate_day, generate_frame, write_landing_file
-from mlops_pipeline.data.ingestion import (
-    FAILED_EXPECTATIONS,
-    BatchRejected,
-    LandingFileMissing,
-    ingest_day,
-)
+from mlops_pipeline.data.ingestion import BatchRejected, LandingFileMissing, ingest_day
+from mlops_pipeline.data.partition_write import FAILED_EXPECTATIONS
 from mlops_pipeline.failures import PermanentFailure
 from tests.conftest import prometheus_samples
 
@@ -109,7 +105,7 @@ def test_the_newest_days_quarantine_rate_is_exported_for_prometheus(settings):
     newest = DAY + dt.timedelta(days=1)
     generate_day(settings, newest, ROWS, scenario="out_of_range")
     ingest_day(settings, newest)
-    textfile = ingestion.prometheus_textfile(settings)
+    textfile = ingestion_report.prometheus_textfile(settings)
     assert textfile == settings.reports_dir / "ingestion" / "customer_activity.prom"
     exported = _gauges(textfile)
     assert exported[_key("mlops_quarantine_rate", **CHURN)] == 2 / ROWS
@@ -129,11 +125,12 @@ def test_two_use_cases_ingest_side_by_side(settings):
     assert (demand_report.status, demand_report.rows_quarantined) == ("validated", 0)
     assert demand_report.dataset == "store_sales" and churn_report.rows_quarantined == 2
     # Each dataset has its own lake, reports and textfile, labelled with its model.
-    assert ingestion.report_path(demand, DAY).exists() and ingestion.report_path(settings, DAY)
+    assert ingestion_report.report_path(demand, DAY).exists()
+    assert ingestion_report.report_path(settings, DAY).exists()
     labels = {"dataset": "store_sales", "model": "store-demand-regressor"}
     rate = "mlops_quarantine_rate"
-    assert _gauges(ingestion.prometheus_textfile(demand))[_key(rate, **labels)] == 0
-    assert _gauges(ingestion.prometheus_textfile(settings))[_key(rate, **CHURN)] == 2 / ROWS
+    assert _gauges(ingestion_report.prometheus_textfile(demand))[_key(rate, **labels)] == 0
+    assert _gauges(ingestion_report.prometheus_textfile(settings))[_key(rate, **CHURN)] == 2 / ROWS
     lake = pd.read_parquet(storage.partition_dir(demand.lake_dir, DAY))
     assert len(lake) == ROWS and set(lake.columns) == set(demand.spec.column_names)
     # The nullable column keeps its nulls in the lake.
@@ -181,7 +178,7 @@ def test_a_weekly_partition_lands_and_is_ingested_under_its_monday(settings):
         "expect_column_values_to_be_between(event_timestamp)"
     ]
     # The weekly suite is its own, and a week of rows outside the budget rejects the batch.
-    assert report.failed_expectations and ingestion.report_path(weekly, thursday).exists()
+    assert report.failed_expectations and ingestion_report.report_path(weekly, thursday).exists()
     frame.loc[: ROWS // 10, "event_timestamp"] = pd.Timestamp("2025-05-30T08:00:00Z")
     write_landing_file(frame, landing, weekly.spec.timestamp)
     with pytest.raises(BatchRejected, match="customer_activity_weekly batch 2025-06-02"):
@@ -197,7 +194,7 @@ def test_text_far_down_a_number_column_rejects_the_batch_naming_the_column(setti
     lines[-1] = ",".join(last)
     landed.path.write_text("\n".join(lines) + "\n")
     # Blocks far smaller than the file: the stray value is many blocks past the first.
-    monkeypatch.setattr(ingestion, "CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(landing, "CSV_BLOCK_BYTES", 4096)
     with pytest.raises(BatchRejected, match="batch-level expectations.*tenure_months"):
         ingest_day(settings, DAY)
 

@@ -7,17 +7,17 @@ import stat
 
 import pytest
 
-from mlops_pipeline.platform.local_stack import (
+from mlops_pipeline.platform.local_stack import StackError
+from mlops_pipeline.platform.local_stack.environment import (
     DAG_STAGES,
     PASSWORDS_FILE,
     SECRETS_FILE,
-    LocalStack,
     Ports,
-    StackError,
     admin_password,
     airflow_environment,
     project_dag_ids,
 )
+from mlops_pipeline.platform.local_stack.stack import LocalStack
 
 
 def test_the_login_cannot_be_switched_off(settings, tmp_path):

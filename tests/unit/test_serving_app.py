@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlops_pipeline.config import Settings
+from mlops_pipeline.deployment.loading import LoadedVersion
 from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.serving.app import create_app
 from mlops_pipeline.serving.champion import LoadedModel
@@ -61,16 +62,16 @@ def served(request, tmp_path_factory):
     settings = Settings(usecases_dir=root, usecase=name, home=root / "home")
     spec = settings.spec
     trained = train_model(spec, labelled_frame(spec))
-    model = LoadedModel(
-        name=spec.model_name,
+    loaded = LoadedVersion(
+        spec=spec,
         version="3",
-        alias="champion",
+        run_id="run",
         threshold=trained.threshold,
         model=trained.model,
-        scorer=scorer_for(trained.model, spec),
+        alias="champion",
         loaded_at="2025-03-12T00:00:00+00:00",
-        run_id="run",
     )
+    model = LoadedModel(loaded, scorer_for(trained.model, spec), "champion")
     return settings, model
 
 
@@ -182,14 +183,3 @@ def test_bad_payloads_get_a_422_naming_the_field(client):
     assert any("colour" in error["loc"] for error in response.json()["detail"])
     for payload in ({}, {"entities": {"shop_id": []}}, {"customer_ids": [1]}):
         assert client.post("/predict", json=payload).status_code == 422
-
-
-def test_the_threshold_is_the_versions_tag_and_none_for_a_regressor():
-    from mlops_pipeline.serving.champion import MissingThreshold, version_threshold
-    from tests.unit.small_usecase import small_spec
-
-    classifier, regressor = small_spec("binary_classification"), small_spec("regression", "none")
-    assert version_threshold(classifier, {"mlops.threshold": "0.312500"}, "4") == 0.3125
-    with pytest.raises(MissingThreshold, match="v4 has no mlops.threshold tag"):
-        version_threshold(classifier, {}, "4")
-    assert version_threshold(regressor, {"mlops.threshold": "0.5"}, "4") is None

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.deployment import promotion as deployment
+from mlops_pipeline.deployment import smoke as deployment
 from mlops_pipeline.failures import PermanentFailure
 
 

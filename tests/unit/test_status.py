@@ -34,7 +34,7 @@ def test_status_shows_materialized_ranges(settings):
 
 def test_status_lists_the_last_nights_drift_and_decisions(settings):
     from mlops_pipeline.data import storage
-    from mlops_pipeline.monitoring.nightly import SUMMARY, night_dir
+    from mlops_pipeline.monitoring.records import SUMMARY, night_dir
 
     for offset, (share, retrain) in enumerate([(0.05, False), (0.31, False), (0.31, True)]):
         night = dt.date(2025, 6, 10) + dt.timedelta(days=offset)

@@ -17,12 +17,7 @@ from mlops_pipeline.data.datagen import generate_frame
 from mlops_pipeline.deployment.gates import GateConfig, Scores, evaluate_gates
 from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.features.on_demand import add_on_demand_features
-from mlops_pipeline.training.job import (
-    FEATURES_REASON,
-    SKOPS_TRUSTED_TYPES,
-    plan_training,
-    trigger_from_events,
-)
+from mlops_pipeline.training.job import SKOPS_TRUSTED_TYPES
 from mlops_pipeline.training.model import (
     TrainingDataError,
     choose_threshold,
@@ -33,6 +28,7 @@ from mlops_pipeline.training.model import (
     split_by_time,
     train_model,
 )
+from mlops_pipeline.training.planning import FEATURES_REASON, plan_training, trigger_from_events
 from mlops_pipeline.usecases.loader import load_usecase
 
 D0 = dt.date(2025, 6, 2)  # a Monday
@@ -372,11 +368,16 @@ def test_promotion_scores_a_version_of_either_task(
     regression, small_frame, task, tmp_path, monkeypatch
 ):
     """``score_model`` as the deploy DAG runs it, on a version saved as the training job logs
-    it: a regressor by its predictions (no threshold), a classifier at its own threshold."""
+    it and loaded as every consumer loads it (``deployment.loading``): a regressor by its
+    predictions (no threshold), a classifier at its own threshold."""
+    import shutil
+    import types
+
     import mlflow
     from mlflow.models import infer_signature
 
-    from mlops_pipeline.deployment import promotion
+    from mlops_pipeline.deployment.evaluation import score_model
+    from mlops_pipeline.deployment.loading import THRESHOLD_TAG, load_version
 
     if task == "regression":
         usecase, _, trained = regression
@@ -393,23 +394,27 @@ def test_promotion_scores_a_version_of_either_task(
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
         pyfunc_predict_fn=predict_fn,
         pip_requirements=["scikit-learn", "skops"],
-        metadata={"threshold": trained.threshold} if trained.threshold is not None else None,
     )
-    loaded = mlflow.pyfunc.load_model(str(tmp_path / "model"))
 
-    class Version:
-        version, run_id = "3", "run-3"
+    def download(artifact_uri: str, dst_path: str) -> str:
+        assert artifact_uri == f"models:/{usecase.model_name}/3"
+        return str(shutil.copytree(tmp_path / "model", Path(dst_path) / "model"))
 
-    monkeypatch.setattr(promotion, "_load", lambda name, version: (loaded, 1.5))
-    scored = promotion.score_model(usecase, Version(), trained.split.test)
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", download)
+    run = types.SimpleNamespace(data=types.SimpleNamespace(metrics={}))
+    tracking = types.SimpleNamespace(get_run=lambda run_id: run)
+    tags = {} if trained.threshold is None else {THRESHOLD_TAG: repr(trained.threshold)}
+    version = types.SimpleNamespace(version="3", run_id="run-3", tags=tags)
+    scored = score_model(load_version(tracking, usecase, version), trained.split.test)
     assert scored.threshold == trained.threshold
-    assert scored.scores.metrics == pytest.approx(trained.metrics)
-    assert scored.scores.signature_compatible and scored.scores.p99_latency_ms > 0
+    assert scored.metrics == pytest.approx(trained.metrics)
+    assert scored.signature_compatible and scored.p99_latency_ms > 0
+    assert scored.model_size_mb > 0
     segment = usecase.segments[0]
     value = sorted(trained.segment_metrics[segment])[0]
-    rows, primary = scored.scores.segments[f"{segment}={value}"]
+    rows, primary = scored.segments[f"{segment}={value}"]
     assert primary == pytest.approx(trained.segment_metrics[segment][value][usecase.primary_metric])
-    json.dumps(scored.to_dict())
+    json.dumps(scored.model_dump(mode="json"))
 
 
 def test_the_training_job_registers_a_regressor(tmp_path, monkeypatch):

@@ -14,7 +14,8 @@ import yaml
 from mlops_pipeline.failures import SpecError, UserCodeError
 from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.usecases import declared_usecases, load_usecase
-from mlops_pipeline.usecases.scaffold import check_usecase
+from mlops_pipeline.usecases.check import check_usecase
+from mlops_pipeline.usecases.gate_spec import DEFAULT_FAIRNESS
 from mlops_pipeline.usecases.spec import Cadence, Kind, Task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,12 +191,67 @@ def test_every_shipped_use_case_is_valid():
             "drift: overrides for ['weight'], which are not features",
             id="drift override of no feature",
         ),
+        pytest.param(
+            {"protected_attributes": ["size"]},
+            "protected_attributes: 'size' must be a category or bool column",
+            id="numeric protected attribute",
+        ),
+        pytest.param(
+            {"gates": {"fairness": {"metric": "mae_difference"}}},
+            "gates.fairness.metric: 'mae_difference' is not for binary_classification "
+            "(choose equalized_odds_difference, demographic_parity_difference)",
+            id="fairness metric of the other task type",
+        ),
+        pytest.param(
+            {"gates": {"fairness": {"metric": "accuracy_difference"}}},
+            "gates.fairness.metric: Input should be 'equalized_odds_difference', "
+            "'demographic_parity_difference' or 'mae_difference'",
+            id="unknown fairness metric",
+        ),
+        pytest.param(
+            {"gates": {"fairness": {"max_disparity": -0.1}}},
+            "gates.fairness.max_disparity: Input should be greater than or equal to 0",
+            id="negative maximum disparity",
+        ),
+        pytest.param(
+            {"gates": {"fairness": {"min_group_rows": 0}}},
+            "gates.fairness.min_group_rows: Input should be greater than or equal to 1",
+            id="empty fairness groups",
+        ),
+        pytest.param(
+            {"gates": {"fairness": {"max_increase": 0.1}}},
+            "gates.fairness.max_increase: Extra inputs are not permitted",
+            id="unknown fairness setting",
+        ),
     ],
 )
 def test_each_mistake_names_its_field(tmp_path, changes, expected):
     message = problems_of(declare(tmp_path, changes))
     assert expected in message, message
     assert str(tmp_path / "toy" / "usecase.yaml") in message
+
+
+def test_the_fairness_gate_takes_the_task_types_defaults_where_nothing_is_declared(tmp_path):
+    classifier = load_usecase(declare(tmp_path, {"protected_attributes": ["colour", "shiny"]}))
+    assert classifier.protected_attributes == ("colour", "shiny")
+    assert classifier.gates.fairness.resolved(classifier.task) == DEFAULT_FAIRNESS[classifier.task]
+    assert DEFAULT_FAIRNESS[classifier.task].max_disparity is None, "off unless declared"
+    declared = {"gates": {"fairness": {"max_disparity": 0.1, "min_group_rows": 200}}}
+    bounded = load_usecase(declare(tmp_path / "bounded", declared))
+    policy = bounded.gates.fairness.resolved(bounded.task)
+    assert (policy.max_disparity, policy.min_group_rows) == (0.1, 200)
+    assert policy.metric == "equalized_odds_difference" and policy.max_abs_increase == 0.02
+
+    regressor = {
+        "task": "regression",
+        "columns": {"flag": {"kind": "float"}},
+        "serving": {"decision_field": None},
+        "gates": {"fairness": {"max_rel_increase": 0.2}},
+    }
+    regression = load_usecase(declare(tmp_path / "regression", regressor))
+    policy = regression.gates.fairness.resolved(regression.task)
+    assert (policy.metric, policy.max_rel_increase) == ("mae_difference", 0.2)
+    assert policy.max_abs_increase == DEFAULT_FAIRNESS[Task.REGRESSION].max_abs_increase
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

@@ -73,7 +73,7 @@ def restart_container(api: Any, container: str) -> Restart:
 def restart_model_server(settings: Settings, champion_version: str, api: Any = None) -> Restart:
     """Restart the configured model-server container; with ``MLOPS_SERVING_URL``, wait until
     it serves ``champion_version`` again."""
-    from mlops_pipeline.deployment import promotion as deployment
+    from mlops_pipeline.deployment.smoke import smoke_test
 
     if not configured(settings):
         raise DeployTargetError("MLOPS_MODEL_SERVER_CONTAINER is not set")
@@ -81,5 +81,5 @@ def restart_model_server(settings: Settings, champion_version: str, api: Any = N
         api if api is not None else docker_client(settings), settings.model_server_container_name
     )
     if settings.serving_url:
-        result.serving = deployment.smoke_test(settings, champion_version)
+        result.serving = smoke_test(settings, champion_version)
     return result

@@ -9,6 +9,10 @@ gated metric (absolute and relative, with each metric's direction), no segment r
 beyond its margin, calibration, latency and size budgets, and a signature the serving schema
 accepts; against an existing champion it must also be strictly better on the primary metric,
 so ties never promote. The first model is promoted when it clears the floors and budgets.
+
+Each protected attribute gets one fairness check: its disparity (``deployment.fairness``) may
+not exceed the declared maximum, if any, nor grow past the champion's beyond the margin. An
+attribute whose groups are all too small to compare is reported, not gated.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlops_pipeline.deployment.fairness import AttributeFairness
     from mlops_pipeline.usecases.spec import UseCaseSpec
 
 
@@ -43,11 +48,16 @@ class GateConfig:
     segment_min_rows: int
     p99_latency_budget_ms: float
     model_size_budget_mb: float
+    protected_attributes: tuple[str, ...]
+    # The fairness metric as a lower-is-better gate: its bound is the declared maximum
+    # disparity (infinite when none is), its margins the tolerated growth over the champion's.
+    fairness: MetricGate
 
     @classmethod
     def from_spec(cls, spec: UseCaseSpec) -> GateConfig:
         """The gates the use case declares (its task type's defaults where it declares none)."""
         gates = spec.gates
+        fairness = gates.fairness.resolved(spec.task)
         return cls(
             metrics=tuple(
                 MetricGate(
@@ -64,6 +74,14 @@ class GateConfig:
             segment_min_rows=gates.segment_min_rows,
             p99_latency_budget_ms=gates.p99_latency_budget_ms,
             model_size_budget_mb=gates.model_size_budget_mb,
+            protected_attributes=spec.protected_attributes,
+            fairness=MetricGate(
+                metric=fairness.metric,
+                higher_is_better=False,
+                bound=math.inf if fairness.max_disparity is None else fairness.max_disparity,
+                max_abs_regression=fairness.max_abs_increase,
+                max_rel_regression=fairness.max_rel_increase,
+            ),
         )
 
     def gate(self, metric: str) -> MetricGate:
@@ -80,6 +98,8 @@ class Scores:
     p99_latency_ms: float = 0.0
     model_size_mb: float = 0.0
     signature_compatible: bool = True
+    # protected attribute -> its fairness (``deployment.fairness.fairness_by_attribute``)
+    fairness: Mapping[str, AttributeFairness] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -191,6 +211,10 @@ def evaluate_gates(challenger: Scores, champion: Scores | None, config: GateConf
             else "inputs differ from the serving schema",
         )
     )
+    checks += [
+        _fairness_check(attribute, challenger, champion, config)
+        for attribute in config.protected_attributes
+    ]
     if champion is None:
         return GateReport(checks=tuple(checks), first_model=True)
 
@@ -235,3 +259,40 @@ def evaluate_gates(challenger: Scores, champion: Scores | None, config: GateConf
             )
         )
     return GateReport(checks=tuple(checks), first_model=False)
+
+
+def _fairness_check(
+    attribute: str, challenger: Scores, champion: Scores | None, config: GateConfig
+) -> Check:
+    """The declared maximum (if any) and, with a champion measured on the attribute, the
+    tolerated growth over its disparity; the check's threshold shows the tighter of the two."""
+    gate = config.fairness
+    name = f"fairness:{attribute}:{gate.metric}"
+    measured = challenger.fairness.get(attribute)
+    if measured is None:
+        return Check(name, None, None, False, "not measured: the challenger has no result for it")
+    value = measured.disparity
+    if value is None:
+        groups = measured.describe_groups()
+        return Check(name, None, None, True, f"not gated: fewer than two groups ({groups})")
+    passed, limit = True, math.inf
+    reasons = [f"{value:.4f} between {measured.describe_groups()}"]
+    if math.isfinite(gate.bound):
+        passed, limit = value <= gate.bound, gate.bound
+        reasons.append(f"must be <= {gate.bound}")
+    old = champion.fairness.get(attribute) if champion is not None else None
+    if old is not None and old.disparity is not None:
+        # Compared as the metric regressions are (growth against margin), so the verdict
+        # matches the detail's figures.
+        worse, allowed = value - old.disparity, _allowed(gate, old.disparity)
+        passed = passed and worse <= allowed
+        limit = min(limit, old.disparity + allowed)
+        reasons.append(
+            f"champion {old.disparity:.4f}: worse by {max(worse, 0):.4f}, "
+            f"allowed {_amount(allowed)}"
+        )
+    elif champion is not None:
+        reasons.append("the champion has no disparity to compare with")
+    if len(reasons) == 1:
+        reasons.append("reported only (no maximum declared, no champion to compare with)")
+    return Check(name, value, limit if math.isfinite(limit) else None, passed, "; ".join(reasons))

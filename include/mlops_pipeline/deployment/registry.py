@@ -34,6 +34,11 @@ class RegistrationFailed(PermanentFailure):
     """The registry reports that a model version failed to register."""
 
 
+class DeploymentError(PermanentFailure):
+    """A deployment step could not complete as required (a missing version or alias, an
+    alias that does not read back as written)."""
+
+
 def client(settings: Settings) -> Any:
     """An MlflowClient on the configured tracking and registry URI, checked to answer."""
     import mlflow

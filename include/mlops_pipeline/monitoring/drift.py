@@ -27,7 +27,8 @@ import pandas as pd
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data import storage
 from mlops_pipeline.failures import PermanentFailure
-from mlops_pipeline.usecases.spec import MetricGateSpec, UseCaseSpec
+from mlops_pipeline.usecases.gate_spec import MetricGateSpec
+from mlops_pipeline.usecases.spec import UseCaseSpec
 
 # The model's score (probability or predicted value) in the frames Evidently compares.
 PREDICTION = "prediction"

@@ -3,9 +3,9 @@
 This is one of the few modules that import Airflow. It prepares the embedded Airflow (SQLite
 metadata database under ``MLOPS_HOME``) when the environment has not pointed elsewhere.
 
-DAG ids are ``<usecase>__<stage>`` (``orchestration.factory.dag_id``). ``dag.test()`` does not
-trigger the consumers of the assets a run emits; ``run_on_events`` runs a consumer on exactly
-the events a producer's run emitted, as the scheduler would hand them over.
+DAG ids are ``<usecase>__<stage>`` (``orchestration.factory.defaults.dag_id``). ``dag.test()``
+does not trigger the consumers of the assets a run emits; ``run_on_events`` runs a consumer on
+exactly the events a producer's run emitted, as the scheduler would hand them over.
 """
 
 from __future__ import annotations

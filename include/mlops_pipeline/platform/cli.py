@@ -138,8 +138,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _usecases(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_pipeline.usecases.check import check_usecase
     from mlops_pipeline.usecases.loader import declared_usecases
-    from mlops_pipeline.usecases.scaffold import check_usecase
 
     declared = declared_usecases(settings.usecases_dir)
     if not declared:
@@ -160,7 +160,7 @@ def _usecases(args: argparse.Namespace, settings: Settings) -> int:
 
 def _new_usecase(args: argparse.Namespace, settings: Settings) -> int:
     from mlops_pipeline.data import storage
-    from mlops_pipeline.usecases.scaffold import scaffold_usecase
+    from mlops_pipeline.usecases.scaffold.new_usecase import scaffold_usecase
     from mlops_pipeline.usecases.spec import Cadence, Task
 
     written = scaffold_usecase(
@@ -192,7 +192,7 @@ def _new_usecase(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_usecase(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops_pipeline.usecases.scaffold import check_usecase, summary
+    from mlops_pipeline.usecases.check import check_usecase, summary
 
     print(summary(check_usecase(settings, args.name)))
     return 0

@@ -110,12 +110,12 @@ def _model_versions(settings: Settings, metrics: list[str]) -> list[dict[str, An
 
 
 def _decisions(settings: Settings) -> list[dict[str, Any]]:
-    from mlops_pipeline.deployment.promotion import latest_decisions
+    from mlops_pipeline.deployment.decisions import latest_decisions
 
     return latest_decisions(settings)
 
 
 def _nights(settings: Settings, limit: int) -> list[dict[str, Any]]:
-    from mlops_pipeline.monitoring.nightly import latest_nights
+    from mlops_pipeline.monitoring.records import latest_nights
 
     return latest_nights(settings, limit)

@@ -1,8 +1,8 @@
-"""The served model: loaded by alias, swapped atomically when the alias moves."""
+"""The served model: loaded by alias (``deployment.loading``), swapped atomically when the
+alias moves."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
@@ -11,38 +11,43 @@ from typing import Any
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.deployment import registry
-from mlops_pipeline.failures import PermanentFailure
+from mlops_pipeline.deployment.loading import LoadedVersion, load_version
 from mlops_pipeline.serving.scorer import Scorer, scorer_for
-from mlops_pipeline.usecases.spec import UseCaseSpec
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    name: str
-    version: str
-    alias: str
-    threshold: float | None  # classifiers: the decision threshold; None for a regressor
-    model: Any  # the scikit-learn model, on ``training.model_inputs``
-    scorer: Scorer  # how requests are scored: the model, compiled when that is exact
-    loaded_at: str
-    run_id: str
+    """The served version and how requests are scored on it."""
 
+    loaded: LoadedVersion
+    scorer: Scorer  # the model, compiled when that is exact
+    alias: str  # the alias it is served as
 
-class MissingThreshold(PermanentFailure):
-    """A classifier's registered version carries no decision threshold."""
+    @property
+    def name(self) -> str:
+        return self.loaded.name
 
+    @property
+    def version(self) -> str:
+        return self.loaded.version
 
-def version_threshold(spec: UseCaseSpec, tags: dict[str, str], version: str) -> float | None:
-    """The decision threshold, read from one place: the version's tag, set at registration
-    (chosen on the validation partitions). A regressor has none."""
-    if not spec.is_classifier:
-        return None
-    tag = f"{registry.TAG_PREFIX}threshold"
-    if tag not in tags:
-        raise MissingThreshold(f"{spec.model_name} v{version} has no {tag} tag")
-    return float(tags[tag])
+    @property
+    def threshold(self) -> float | None:
+        return self.loaded.threshold
+
+    @property
+    def model(self) -> Any:
+        return self.loaded.model
+
+    @property
+    def run_id(self) -> str:
+        return self.loaded.run_id
+
+    @property
+    def loaded_at(self) -> str | None:
+        return self.loaded.loaded_at
 
 
 class ChampionWatcher:
@@ -62,8 +67,6 @@ class ChampionWatcher:
 
     def refresh(self) -> bool:
         """Load the alias' version if it changed; returns whether a swap happened."""
-        import mlflow
-
         tracking = registry.client(self.settings)
         spec = self.settings.spec
         name = spec.model_name
@@ -73,20 +76,10 @@ class ChampionWatcher:
             return False
         if self.current is not None and self.current.version == str(version.version):
             return False
-        model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
-        scorer = scorer_for(model, spec)
-        threshold = version_threshold(spec, version.tags, str(version.version))
+        loaded = load_version(tracking, spec, version, self.alias)
+        scorer = scorer_for(loaded.model, spec)
         replaced = self.current
-        self.current = LoadedModel(
-            name=name,
-            version=str(version.version),
-            alias=self.alias,
-            threshold=threshold,
-            model=model,
-            scorer=scorer,
-            loaded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            run_id=version.run_id,
-        )
+        self.current = LoadedModel(loaded, scorer, self.alias)
         self.last_error = None
         for listener in self.on_swap:
             listener(replaced, self.current)

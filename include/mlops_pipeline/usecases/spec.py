@@ -12,69 +12,21 @@ the time split. A bad spec lists every problem at once, each naming its field.
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
-
-
-class Kind(StrEnum):
-    INT = "int"
-    FLOAT = "float"
-    CATEGORY = "category"
-    BOOL = "bool"
-    TIMESTAMP = "timestamp"
+from mlops_pipeline.usecases.gate_spec import (
+    DEFAULT_GATES,
+    PRIMARY_METRIC,
+    GatesSpec,
+    MetricGateSpec,
+)
+from mlops_pipeline.usecases.vocabulary import NAME_PATTERN, Cadence, Kind, Strict, Task
 
 
-class Task(StrEnum):
-    BINARY_CLASSIFICATION = "binary_classification"
-    REGRESSION = "regression"
-
-
-class Cadence(StrEnum):
-    """How often a partition of data lands: one partition per hour, day or week (UTC)."""
-
-    HOURLY = "hourly"
-    DAILY = "daily"
-    WEEKLY = "weekly"
-
-    @property
-    def length(self) -> dt.timedelta:
-        return {
-            Cadence.HOURLY: dt.timedelta(hours=1),
-            Cadence.DAILY: dt.timedelta(days=1),
-            Cadence.WEEKLY: dt.timedelta(weeks=1),
-        }[self]
-
-    def partition_of(self, day: dt.date) -> dt.date:
-        """The partition a calendar day belongs to, named by its first day (weeks: Monday)."""
-        if self is Cadence.WEEKLY:
-            return day - dt.timedelta(days=day.weekday())
-        return day
-
-    def partitions_back(self, end: dt.date, count: int) -> dt.date:
-        """The first partition of the ``count`` partitions ending with ``end``'s partition."""
-        step = 7 if self is Cadence.WEEKLY else 1
-        return self.partition_of(end) - dt.timedelta(days=step * (count - 1))
-
-    @property
-    def cron(self) -> str:
-        """The cron of the data intervals: weeks start on Monday 00:00 UTC."""
-        return {
-            Cadence.HOURLY: "0 * * * *",
-            Cadence.DAILY: "0 0 * * *",
-            Cadence.WEEKLY: "0 0 * * 1",
-        }[self]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ColumnSpec(_Strict):
+class ColumnSpec(Strict):
     kind: Kind
     description: str = ""
     min: float | None = None
@@ -102,19 +54,19 @@ class ColumnSpec(_Strict):
         return problems
 
 
-class EntitySpec(_Strict):
+class EntitySpec(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="The Feast entity's name.")
     key: str = Field(description="The join key column (an int column of the contract).")
     description: str = ""
 
 
-class FeatureViewSpec(_Strict):
+class FeatureViewSpec(Strict):
     features: tuple[str, ...] = Field(min_length=1)
     ttl: dt.timedelta = Field(description="How old a value may be and still be served.")
     description: str = ""
 
 
-class OnDemandSpec(_Strict):
+class OnDemandSpec(Strict):
     """A Python-mode Feast on-demand view: ``function`` in the use case's ``transforms.py``
     gets the views' columns as lists and returns the ``outputs`` as lists."""
 
@@ -123,14 +75,14 @@ class OnDemandSpec(_Strict):
     description: str = ""
 
 
-class FeaturesSpec(_Strict):
+class FeaturesSpec(Strict):
     views: dict[str, FeatureViewSpec] = Field(min_length=1)
     on_demand: dict[str, OnDemandSpec] = Field(default_factory=dict)
     service: str = Field(pattern=NAME_PATTERN, description="The versioned feature service.")
     service_description: str = ""
 
 
-class SplitSpec(_Strict):
+class SplitSpec(Strict):
     """The time split, counted in partitions of the use case's cadence."""
 
     validation_partitions: int = Field(default=3, ge=1)
@@ -145,7 +97,7 @@ class SplitSpec(_Strict):
         return self.validation_partitions + self.test_partitions + self.min_train_partitions
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     family: Literal["hist_gradient_boosting"] = "hist_gradient_boosting"
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
     calibration: Literal["isotonic", "sigmoid", "none"] = Field(
@@ -154,7 +106,7 @@ class ModelSpec(_Strict):
     seed: int = 42
 
 
-class TrainingSpec(_Strict):
+class TrainingSpec(Strict):
     split: SplitSpec = SplitSpec()
     model: ModelSpec = ModelSpec()
     min_train_rows: int = Field(default=1_000, ge=10)
@@ -171,90 +123,7 @@ class TrainingSpec(_Strict):
     )
 
 
-class MetricGateSpec(_Strict):
-    metric: str
-    higher_is_better: bool
-    bound: float = Field(description="A minimum when higher is better, a maximum otherwise.")
-    max_abs_regression: float = Field(ge=0)
-    max_rel_regression: float = Field(ge=0)
-
-
-CLASSIFICATION_GATES: tuple[MetricGateSpec, ...] = (
-    MetricGateSpec(
-        metric="roc_auc",
-        higher_is_better=True,
-        bound=0.70,
-        max_abs_regression=0.01,
-        max_rel_regression=0.015,
-    ),
-    MetricGateSpec(
-        metric="pr_auc",
-        higher_is_better=True,
-        bound=0.35,
-        max_abs_regression=0.02,
-        max_rel_regression=0.05,
-    ),
-    MetricGateSpec(
-        metric="log_loss",
-        higher_is_better=False,
-        bound=0.60,
-        max_abs_regression=0.01,
-        max_rel_regression=0.03,
-    ),
-    MetricGateSpec(
-        metric="brier",
-        higher_is_better=False,
-        bound=0.20,
-        max_abs_regression=0.005,
-        max_rel_regression=0.04,
-    ),
-)
-# Regression floors are relative to the label's scale, so they hold for any unit: R^2 is
-# unit-free, and the error metrics are gated against the champion only (bound = +inf).
-REGRESSION_GATES: tuple[MetricGateSpec, ...] = (
-    MetricGateSpec(
-        metric="r2",
-        higher_is_better=True,
-        bound=0.3,
-        max_abs_regression=0.01,
-        max_rel_regression=0.02,
-    ),
-    MetricGateSpec(
-        metric="rmse",
-        higher_is_better=False,
-        bound=float("inf"),
-        max_abs_regression=float("inf"),
-        max_rel_regression=0.03,
-    ),
-    MetricGateSpec(
-        metric="mae",
-        higher_is_better=False,
-        bound=float("inf"),
-        max_abs_regression=float("inf"),
-        max_rel_regression=0.03,
-    ),
-)
-PRIMARY_METRIC = {Task.BINARY_CLASSIFICATION: "roc_auc", Task.REGRESSION: "r2"}
-DEFAULT_GATES = {
-    Task.BINARY_CLASSIFICATION: CLASSIFICATION_GATES,
-    Task.REGRESSION: REGRESSION_GATES,
-}
-
-
-class GatesSpec(_Strict):
-    """Promotion gates. ``metrics`` and ``primary_metric`` default by task type."""
-
-    metrics: tuple[MetricGateSpec, ...] | None = None
-    primary_metric: str | None = None
-    segment_max_abs_regression: float = Field(
-        default=0.03, ge=0, description="How far a segment's primary metric may fall."
-    )
-    segment_min_rows: int = Field(default=500, ge=1)
-    p99_latency_budget_ms: float = Field(default=50.0, gt=0)
-    model_size_budget_mb: float = Field(default=50.0, gt=0)
-
-
-class DriftSpec(_Strict):
+class DriftSpec(Strict):
     numerical_method: str = Field(
         default="wasserstein",
         description="Evidently drift method for numbers: a distance, not a p-value test (on "
@@ -285,7 +154,7 @@ class DriftSpec(_Strict):
     cooldown_partitions: int = Field(default=3, ge=0)
 
 
-class ServingSpec(_Strict):
+class ServingSpec(Strict):
     score_field: str = Field(
         default="score",
         pattern=r"^[a-z][a-z0-9_]*$",
@@ -299,7 +168,7 @@ class ServingSpec(_Strict):
     max_batch: int = Field(default=1_000, ge=1)
 
 
-class UseCaseSpec(_Strict):
+class UseCaseSpec(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = Field(min_length=1, description="What the model is for (model card).")
     owner: str = "ml-platform"
@@ -393,6 +262,7 @@ class UseCaseSpec(_Strict):
             problems.append("serving.decision_field: a regression model has no decision")
         if self.serving.score_field in columns or self.serving.score_field == self.entity.key:
             problems.append(f"serving.score_field: {self.serving.score_field!r} is a column")
+        problems += [f"gates.fairness.{p}" for p in self.gates.fairness.problems(self.task)]
         gated = {g.metric for g in self.gate_metrics}
         if self.primary_metric not in gated:
             problems.append(f"gates.primary_metric: {self.primary_metric!r} is not gated")

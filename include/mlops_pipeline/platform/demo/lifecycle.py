@@ -1,38 +1,20 @@
-"""``make demo``: every declared use case's lifecycle, side by side, through Airflow.
-
-Twelve generated partitions per use case, the same scenarios for each: clean ones, one that loses a
-few rows to quarantine, one whose schema breaks (it fails whole), and covariate drift from
-partway through. Each partition: ingest -> materialize -> train when due -> gated deploy, then
-that night's drift check; a night that requests a retrain trains and deploys again. Each step
-runs the consumer DAG on exactly the asset events its producer emitted, as the scheduler would.
-
-The use cases' partitions are interleaved through one embedded Airflow, so the DAG parsing and
-the start-up costs are paid once. Then one table per use case, and live predictions from each
-use case's own model server, by entity id (the online store) and inline (raw features).
-"""
+"""A use case's lifecycle through its DAGs, one partition after another: what each partition's
+scenario led to (validation, features, training, deployment, the night's drift check), one row
+per partition."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import math
-import os
-import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_pipeline.config import Settings, get_settings
+from mlops_pipeline.config import Settings
 
-DEMO_START = dt.date(2025, 6, 2)
-DEMO_DAYS = 12
 # One partition loses a few rows to quarantine and still passes; one is broken and fails whole.
 DEMO_SCENARIOS = {2: "out_of_range", 4: "schema_break"}
-# From this partition on, the generators shift the features (covariate drift).
-DRIFT_FROM = 8
 # Lands the partition holding a day (settings, day, scenario): the demo generates it.
 Lander = Callable[[Settings, dt.date, str], None]
 
@@ -182,7 +164,7 @@ def _run_partition(
         "quarantined": report.get("rows_quarantined", 0),
         "drift_share": drift_share,
         "retrain": retrain,
-        "champion": _champion(settings),
+        "champion": champion_label(settings),
         "model": ", ".join(m for m in models if m) or "-",
     }
     return row
@@ -197,14 +179,15 @@ def _challenger_version(usecase: str, dag_run: Any) -> str:
 
 
 def _ingestion_report(settings: Settings, day: dt.date) -> dict[str, Any]:
-    from mlops_pipeline.data.ingestion import report_path
+    from mlops_pipeline.data.ingestion_report import report_path
 
     path = report_path(settings, day)
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _night(settings: Settings, day: dt.date, dag_run: Any) -> tuple[str, str]:
-    from mlops_pipeline.monitoring.nightly import CHECKED, read_record
+    from mlops_pipeline.monitoring.records import CHECKED
+    from mlops_pipeline.monitoring.records import night_record_json as read_record
 
     record = read_record(settings, day)
     if str(dag_run.state) != "success" or record is None:
@@ -226,149 +209,12 @@ def _night(settings: Settings, day: dt.date, dag_run: Any) -> tuple[str, str]:
     return share, "no"
 
 
-def _champion(settings: Settings) -> str:
+def champion_label(settings: Settings) -> str:
+    """The champion as the table shows it (``v<version>``), ``-`` while there is none."""
     from mlops_pipeline.deployment.registry import CHAMPION, client, version_for_alias
 
     version = version_for_alias(client(settings), settings.spec.model_name, CHAMPION)
     return f"v{version.version}" if version else "-"
-
-
-HEADERS = [
-    "date",
-    "scenario",
-    "dag_run",
-    "rows",
-    "quarantined",
-    "drift_share",
-    "retrain",
-    "champion",
-    "model",
-    "seconds",
-]
-
-
-def table(rows: list[dict]) -> str:
-    widths = {h: max(len(h), *(len(str(r[h])) for r in rows)) for h in HEADERS}
-    out = ["  ".join(h.ljust(widths[h]) for h in HEADERS)]
-    out.append("  ".join("-" * widths[h] for h in HEADERS))
-    out += ["  ".join(str(r[h]).ljust(widths[h]) for h in HEADERS) for r in rows]
-    return "\n".join(out)
-
-
-def run_demo(settings: Settings, usecases: list[str] | None = None) -> dict[str, Lifecycle]:
-    from mlops_pipeline.usecases.loader import declared_usecases
-
-    usecases = usecases or declared_usecases(settings.usecases_dir)
-    started = time.perf_counter()
-    lifecycles = run_lifecycles(
-        settings,
-        usecases,
-        DEMO_START,
-        demo_scenarios(DEMO_DAYS, DRIFT_FROM),
-        settings.rows_per_day,
-    )
-    for name, lifecycle in lifecycles.items():
-        spec = settings.for_usecase(name).spec
-        print(f"\n== {name}: {spec.task.value}, model {spec.model_name} ==")
-        print(table(lifecycle.rows))
-    print()
-    for name in usecases:
-        _where_things_are(settings.for_usecase(name))
-    print("State summary:        .venv/bin/mlops-pipeline status --usecase NAME")
-    for name in usecases:
-        _show_live_predictions(settings.for_usecase(name))
-    wall = time.perf_counter() - started
-    runs = sum(len(lc.dag_runs) for lc in lifecycles.values())
-    tasks = sum(lc.task_seconds for lc in lifecycles.values())
-    print(
-        f"\nWall time {wall:.0f} s over {runs} DAG runs of {len(usecases)} use cases; task run "
-        f"time {tasks:.0f} s; orchestration and serving overhead {wall - tasks:.0f} s "
-        f"({(wall - tasks) / wall:.0%} of the wall time)."
-    )
-    return lifecycles
-
-
-def _where_things_are(settings: Settings) -> None:
-    from mlops_pipeline.data import storage
-    from mlops_pipeline.features.materialization import materialized_ranges
-    from mlops_pipeline.monitoring.nightly import prometheus_file
-
-    spec = settings.spec
-    print(f"-- {spec.name}")
-    lake_days = storage.partition_days(settings.lake_dir)
-    print(f"Validated partitions: {len(lake_days)} under {settings.lake_dir}")
-    print(f"Validation results:   {settings.validations_dir}")
-    print(f"Quarantine:           {settings.quarantine_dir}")
-    print(f"Feature store:        {settings.feast_dir} (project {settings.feast_project})")
-    for view, span in materialized_ranges(settings).items():
-        print(f"  {view:<20} materialized {span['from']} .. {span['to']}")
-    drift_dir = settings.drift_reports_dir
-    print(f"Drift reports:        {drift_dir}/night=YYYY-MM-DD/report.html (+ summary.json)")
-    print(f"Drift metrics:        {prometheus_file(settings)} (Prometheus textfile)")
-    print(f"Decision records:     {settings.decisions_dir}")
-    print(
-        f"MLflow:               model {spec.model_name}, experiments "
-        f"{spec.training_experiment}, {spec.monitoring_experiment}"
-    )
-
-
-def _sample_rows(settings: Settings, count: int) -> list[dict[str, Any]]:
-    """A few rows of the latest validated partition, JSON-ready."""
-    import pandas as pd
-
-    from mlops_pipeline.data import storage
-
-    days = storage.partition_days(settings.lake_dir)
-    if not days:
-        return []
-    frame = pd.read_parquet(storage.partition_dir(settings.lake_dir, days[-1])).head(count)
-    rows = json.loads(frame.to_json(orient="records", date_format="iso"))
-    return [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-        for r in rows
-    ]
-
-
-def _show_live_predictions(settings: Settings) -> None:
-    """Start the use case's model server, ask it by entity id and inline, stop it."""
-    import httpx
-
-    from mlops_pipeline.serving.process import running_server
-
-    spec = settings.spec
-    key, score, decision = spec.entity.key, spec.serving.score_field, spec.serving.decision_field
-    if _champion(settings) == "-":
-        print(f"\n{spec.name}: no champion (the gates promoted no model): nothing to serve.")
-        return
-    rows = _sample_rows(settings, 3)
-    ids = [row[key] for row in rows] + [10**9]
-    inline = {c: rows[0][c] for c in (key, *spec.feature_columns)} if rows else {}
-    try:
-        with running_server(settings) as base:
-            by_id = httpx.post(f"{base}/predict", json={"entities": {key: ids}}, timeout=30)
-            by_row = httpx.post(f"{base}/predict", json={"instances": [inline]}, timeout=30)
-    except (RuntimeError, TimeoutError) as exc:
-        print(f"\n{spec.name}: the model server did not start: {exc}")
-        return
-    for label, answer in (("by entity id", by_id), ("inline", by_row)):
-        if answer.status_code != 200:
-            print(f"\n{spec.name} {label}: HTTP {answer.status_code}: {answer.text[:300]}")
-            continue
-        body = answer.json()
-        threshold = body.get("threshold")
-        print(
-            f"\nLive predictions of {spec.name} {label} from {base} (model "
-            f"{body['model_name']} v{body['model_version']}"
-            + (f", threshold {threshold:.3f}" if threshold is not None else "")
-            + "):"
-        )
-        for prediction in body["predictions"]:
-            shown = f"{score}={prediction[score]:.3f}"
-            if decision:
-                shown += f" {decision}={prediction[decision]}"
-            print(f"  {key} {prediction.get(key)!s:>10}: {shown}")
-        for unknown in body.get("unknown", []):
-            print(f"  {key} {unknown[key]!s:>10}: {unknown['error']}")
 
 
 def unexpected(rows: list[dict]) -> list[dict]:
@@ -379,22 +225,3 @@ def unexpected(rows: list[dict]) -> list[dict]:
         if (r["dag_run"] == "success") != (r["scenario"] != "schema_break")
         or "FAILED" in f"{r['model']} {r['retrain']}"
     ]
-
-
-def main() -> int:
-    # Before scikit-learn loads OpenMP: idle OpenMP threads sleep instead of spinning. On two
-    # shared cores a spinning thread steals the core its partner needs.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    warnings.filterwarnings("ignore")
-    logging.basicConfig(level=logging.WARNING)
-    lifecycles = run_demo(get_settings())
-    wrong = {name: unexpected(lc.rows) for name, lc in lifecycles.items()}
-    wrong = {name: rows for name, rows in wrong.items() if rows}
-    if wrong:
-        print(f"\nUnexpected outcomes: {wrong}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
