@@ -125,6 +125,12 @@ class Settings(BaseModel):
         description="Worker processes of the model server; each loads the champion and watches "
         "its alias (one per core it may use; /metrics sums them).",
     )
+    serving_max_body_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Largest request body the model server reads; a larger one is answered "
+        "413 unread. 0: 2 KiB per row of the use case's `serving.max_batch` plus 64 KiB.",
+    )
     serving_url: str = Field(
         default="",
         description="Base URL of each use case's model server, for the post-promotion smoke "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from mlops_pipeline.config import Settings
 from mlops_pipeline.deployment.loading import LoadedVersion
 from mlops_pipeline.features.on_demand import add_on_demand_features
+from mlops_pipeline.serving import online
 from mlops_pipeline.serving.app import create_app
 from mlops_pipeline.serving.champion import LoadedModel
 from mlops_pipeline.serving.scorer import PipelineScorer, scorer_for
@@ -183,3 +185,57 @@ def test_bad_payloads_get_a_422_naming_the_field(client):
     assert any("colour" in error["loc"] for error in response.json()["detail"])
     for payload in ({}, {"entities": {"shop_id": []}}, {"customer_ids": [1]}):
         assert client.post("/predict", json=payload).status_code == 422
+
+
+class FlakyReader(StandInReader):
+    """An online store that fails (``error``) or hangs (``delay_s``) until told otherwise."""
+
+    error: Exception | None = ConnectionError("connection refused")
+    delay_s = 0.0
+
+    def read(self, ids):
+        time.sleep(self.delay_s)
+        if self.error is not None:
+            raise self.error
+        return super().read(ids)
+
+
+@pytest.fixture
+def flaky_client(served, monkeypatch):
+    import mlops_pipeline.features.access as access
+
+    monkeypatch.setattr(access, "OnlineFeatureReader", FlakyReader)
+    monkeypatch.setattr(FlakyReader, "error", ConnectionError("connection refused"))
+    settings, model = served
+    with TestClient(create_app(settings, StaticWatcher(model))) as client:
+        yield client
+
+
+def test_a_failing_online_store_is_a_503_and_not_ready_until_it_answers(flaky_client, monkeypatch):
+    lookup = {"entities": {"shop_id": [7]}}
+    down = flaky_client.post("/predict", json=lookup)
+    assert down.status_code == 503
+    assert down.json()["detail"] == (
+        "online store unavailable: ConnectionError: connection refused"
+    )
+    ready = flaky_client.get("/ready")
+    assert ready.status_code == 503 and "connection refused" in ready.json()["reason"]
+    assert flaky_client.post("/predict", json={"instances": [INSTANCE]}).status_code == 200
+
+    monkeypatch.setattr(FlakyReader, "error", None)
+    # Within the recheck period the verdict stands without asking the store again.
+    assert flaky_client.get("/ready").status_code == 503
+    monkeypatch.setattr(online, "RECHECK_S", 0.0)
+    assert flaky_client.get("/ready").json()["ready"] is True
+    assert flaky_client.post("/predict", json=lookup).status_code == 200
+
+
+def test_a_hanging_online_store_is_given_up_after_the_deadline(flaky_client, monkeypatch):
+    monkeypatch.setattr(FlakyReader, "error", None)
+    monkeypatch.setattr(FlakyReader, "delay_s", 1.0)
+    monkeypatch.setattr(online, "READ_DEADLINE_S", 0.2)
+    monkeypatch.setattr(online, "RECHECK_S", 0.0)
+    started = time.monotonic()
+    response = flaky_client.post("/predict", json={"entities": {"shop_id": [7]}})
+    assert time.monotonic() - started < 0.9
+    assert response.status_code == 503 and "no answer within 0.2 s" in response.json()["detail"]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from mlops_pipeline.serving.schemas import schemas_for
 from mlops_pipeline.usecases.spec import Kind, UseCaseSpec
-from tests.unit.small_usecase import MAX_BATCH, small_spec
+from tests.unit.small_usecase import MAX_BATCH, small_declaration, small_spec
 
 CLASSIFIER = small_spec("binary_classification")
 REGRESSOR = small_spec("regression", "none")
@@ -174,3 +174,28 @@ def test_the_json_schema_shows_the_declared_names_and_domains():
     assert set(instance["required"]) == set(CLASSIFIER.feature_columns) - {"temperature"}
     assert properties["colour"]["enum"] == ["red", "green", "blue"]
     assert (properties["size"]["minimum"], properties["size"]["maximum"]) == (0, 50)
+
+
+def test_integers_must_fit_64_bits():
+    instance = {n: _example(CLASSIFIER, n) for n in CLASSIFIER.feature_columns}
+    largest = 2**63 - 1
+    accepted = SCHEMAS.request.model_validate({"entities": {"shop_id": [largest, -largest - 1]}})
+    assert accepted.entities.model_dump(by_alias=True) == {"shop_id": [largest, -largest - 1]}
+    for payload in (
+        {"entities": {"shop_id": [largest + 1]}},
+        {"entities": {"shop_id": [-largest - 2]}},
+        {"instances": [{**instance, "shop_id": largest + 1}]},
+    ):
+        with pytest.raises(ValidationError, match="shop_id"):
+            SCHEMAS.request.model_validate(payload)
+    unbounded = UseCaseSpec.model_validate(
+        {
+            **small_declaration("binary_classification"),
+            "columns": {
+                **small_declaration("binary_classification")["columns"],
+                "size": {"kind": "int"},
+            },
+        }
+    )
+    with pytest.raises(ValidationError, match="size"):
+        schemas_for(unbounded).request.model_validate({"instances": [{**instance, "size": 2**63}]})

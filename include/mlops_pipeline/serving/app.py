@@ -16,13 +16,21 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Response
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mlops_pipeline.config import Settings, get_settings
 from mlops_pipeline.failures import UserCodeError
 from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.serving.champion import ChampionWatcher, LoadedModel
+from mlops_pipeline.serving.limits import BodyLimit, body_limit
 from mlops_pipeline.serving.metrics import Metrics
+from mlops_pipeline.serving.online import OnlineStore, OnlineStoreUnavailable
+from mlops_pipeline.serving.payloads import (
+    InvalidRequest,
+    StrictJSONRoute,
+    answer_invalid_request,
+)
 from mlops_pipeline.serving.prediction_log import PredictionLog
 from mlops_pipeline.serving.schemas import UNKNOWN_ENTITY, schemas_for
 from mlops_pipeline.usecases.spec import UseCaseSpec
@@ -44,19 +52,15 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
     watcher.on_swap.append(record_swap)
     if watcher.current is not None:
         record_swap(None, watcher.current)
-    state: dict[str, Any] = {}
+    store = OnlineStore(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from mlops_pipeline.features.access import OnlineFeatureReader
-
         watcher.start()
-        try:
-            state["reader"] = OnlineFeatureReader(settings)
-        except Exception as exc:  # inline features still work; lookups report it
-            state["feature_error"] = f"{type(exc).__name__}: {exc}"
+        store.open()  # a store that cannot be opened fails lookups and /ready, not inline
         yield
         watcher.stop()
+        store.close()
         log.close()
 
     app = FastAPI(
@@ -64,6 +68,9 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
         description=spec.description,
         lifespan=lifespan,
     )
+    app.router.route_class = StrictJSONRoute
+    app.add_exception_handler(RequestValidationError, answer_invalid_request)
+    app.add_middleware(BodyLimit, max_bytes=body_limit(settings))
 
     def _model() -> LoadedModel:
         model = watcher.current
@@ -76,10 +83,14 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
         return {"status": "ok"}
 
     @app.get("/ready")
-    def ready(response: Response) -> dict[str, Any]:
+    async def ready(response: Response) -> dict[str, Any]:
         if watcher.current is None:
             response.status_code = 503
             return {"ready": False, "reason": watcher.last_error}
+        problem = await store.problem()
+        if problem is not None:
+            response.status_code = 503
+            return {"ready": False, "reason": problem}
         return {"ready": True, "version": watcher.current.version}
 
     @app.get("/model")
@@ -98,12 +109,15 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    def online_columns(ids: list[int]) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+    async def online_columns(
+        ids: list[int],
+    ) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
         """The online store's features of ``ids``; an entity it has never seen comes back
         with every feature None and is answered as unknown."""
-        if "reader" not in state:
-            raise HTTPException(503, f"feature store unavailable: {state.get('feature_error')}")
-        columns = state["reader"].read(ids)
+        try:
+            columns = await store.read(ids)
+        except OnlineStoreUnavailable as exc:
+            raise HTTPException(503, str(exc)) from exc
         columns[key] = list(ids)
         known = [
             any(v is not None for v in row)
@@ -124,12 +138,13 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
 
     # Deliberately `async def`: a request is ~1 ms of CPU under the GIL (an online-store read
     # and a compiled model), so a thread-pool hop per request costs more than it could overlap.
+    # Only the online read leaves the event loop, for its deadline (``online``).
     async def predict(body: schemas.request) -> dict[str, Any]:  # type: ignore[name-defined]
         started = time.perf_counter()
         model = _model()
         unknown: list[dict[str, Any]] = []
         if body.entities is not None:
-            columns, unknown = online_columns(body.entities.model_dump(by_alias=True)[key])
+            columns, unknown = await online_columns(body.entities.model_dump(by_alias=True)[key])
             source = "online"
         else:
             columns, source = inline_columns(body.instances), "inline"
@@ -160,7 +175,15 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
             "unknown": unknown,
         }
 
-    app.post("/predict", response_model=schemas.response)(predict)
+    app.post(
+        "/predict",
+        response_model=schemas.response,
+        responses={
+            413: {"description": "The body is over `MLOPS_SERVING_MAX_BODY_BYTES`."},
+            422: {"model": InvalidRequest, "description": "Not strict JSON or not the schema."},
+            503: {"description": "No model loaded yet, or the online store unavailable."},
+        },
+    )(predict)
     app.state.watcher = watcher
     return app
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from mlops_pipeline.usecases.spec import ColumnSpec, Kind, UseCaseSpec
 
 UNKNOWN_ENTITY = "unknown {entity}: no features in the online store"
+
+# Entity ids and integer features are 64-bit in the online store and in the model's arrays: a
+# larger integer would pass a plain ``int`` field and fail there instead of here.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
 class _Body(BaseModel):
@@ -59,14 +64,15 @@ def schemas_for(spec: UseCaseSpec) -> ServingSchemas:
         f"{prefix}Instance",
         f"The raw features of one {entity}, as the data contract declares them.",
         {
-            key: (int | None, {"default": None, **_bounds(spec.column(key))}),
+            key: (int | None, {"default": None, **_int64_bounds(spec.column(key))}),
             **{name: _feature(spec.column(name)) for name in spec.feature_columns},
         },
     )
     entities: Any = _model(
         f"{prefix}Entities",
         f"The {entity}s to score with their features from the online store.",
-        {key: (list[int], {"min_length": 1, "max_length": batch})},
+        # Only the store's range: an id outside the declared domain is simply unknown there.
+        {key: (list[_Int64], {"min_length": 1, "max_length": batch})},
     )
     request = create_model(
         f"{prefix}PredictRequest",
@@ -130,6 +136,15 @@ def _bounds(column: ColumnSpec) -> dict[str, Any]:
     return bounds
 
 
+def _int64_bounds(column: ColumnSpec) -> dict[str, Any]:
+    """The column's declared bounds, narrowed to what a 64-bit integer holds."""
+    bounds = _bounds(column)
+    return {
+        "ge": max(bounds.get("ge", INT64_MIN), INT64_MIN),
+        "le": min(bounds.get("le", INT64_MAX), INT64_MAX),
+    }
+
+
 def _feature(column: ColumnSpec) -> tuple[Any, dict[str, Any]]:
     options: dict[str, Any] = {"description": column.description or None}
     if column.kind is Kind.CATEGORY:
@@ -137,7 +152,7 @@ def _feature(column: ColumnSpec) -> tuple[Any, dict[str, Any]]:
     elif column.kind is Kind.BOOL:
         annotation = bool
     elif column.kind is Kind.INT:
-        annotation, options = int, {**options, **_bounds(column)}
+        annotation, options = int, {**options, **_int64_bounds(column)}
     elif column.kind is Kind.FLOAT:
         annotation, options = float, {**options, **_bounds(column), "allow_inf_nan": False}
     else:
