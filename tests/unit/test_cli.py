@@ -36,6 +36,18 @@ def test_generate_ingest_and_status(settings, capsys):
     }
 
 
+def test_the_date_options_take_an_hour_and_refuse_what_names_none(capsys):
+    parser = cli.build_parser()
+    hour = parser.parse_args(["ingest", "--date", "2025-06-02T05"]).date
+    assert hour == dt.datetime(2025, 6, 2, 5)
+    assert parser.parse_args(["generate", "--date", "2025-06-02T05:00"]).date == hour
+    assert parser.parse_args(["ingest", "--date", "2025-06-02"]).date == dt.date(2025, 6, 2)
+    for bad in ("2025-06-02T5", "2025-06-02 05:00", "June 2nd", "2025-06-31"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["ingest", "--date", bad])
+        assert "expected YYYY-MM-DD, or YYYY-MM-DDTHH[:MM] for an hour" in capsys.readouterr().err
+
+
 @pytest.fixture
 def usecases_dir(tmp_path, monkeypatch, mlops_home):
     root = tmp_path / "usecases"
@@ -107,6 +119,14 @@ def test_new_check_and_list_use_cases(usecases_dir, tmp_path, capsys):
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == ["broken", "employment"]
     assert "INVALID" in listed[0] and "binary_classification" in listed[1]
+
+
+def test_an_hourly_use_case_is_drafted_and_told_to_land_hours(usecases_dir, tmp_path, capsys):
+    assert new_usecase(tmp_path, "shifts", "--cadence", "hourly") == 0
+    out = capsys.readouterr().out
+    assert "/date=YYYY-MM-DDTHH/" in out and "--date YYYY-MM-DDTHH" in out
+    assert main(["check-usecase", "shifts"]) == 0
+    assert "(binary_classification, hourly;" in capsys.readouterr().out
 
 
 def test_commands_work_on_the_use_case_named(usecases_dir, tmp_path, capsys, monkeypatch):

@@ -260,6 +260,19 @@ def test_a_weekly_use_case_generates_its_week(settings):
     assert frame[CHURN.timestamp].dt.dayofweek.nunique() == 7
 
 
+def test_an_hourly_use_case_generates_its_hour(settings):
+    hourly = settings.replace(usecase_overrides='{"churn": {"cadence": "hourly"}}')
+    hour = dt.datetime(2025, 6, 2, 5)
+    day = generate_day(hourly, dt.datetime(2025, 6, 2, 5, 30), 700)
+    assert day.path.parent.name == "date=2025-06-02T05"
+    frame = generate_frame(hourly.spec, hour, 700)
+    _follows_the_contract(hourly.spec, frame, 700, hour)
+    # The next hour is its own: its timestamps, and labels drawn again.
+    later = generate_frame(hourly.spec, hour + dt.timedelta(hours=1), 700)
+    assert later[CHURN.timestamp].min() >= pd.Timestamp("2025-06-02T06:00:00Z")
+    assert not later[CHURN.label].equals(frame[CHURN.label])
+
+
 def test_faults_default_to_columns_the_contract_offers(tmp_path):
     from mlops_pipeline.usecases import load_usecase
 

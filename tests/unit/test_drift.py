@@ -18,6 +18,7 @@ from mlops_pipeline.failures import PermanentFailure, SpecError
 from mlops_pipeline.monitoring import drift, nightly, records, textfile
 from mlops_pipeline.monitoring.policy import Decision, NightFlags, RetrainPolicy, decide
 from mlops_pipeline.usecases.loader import load_usecase
+from mlops_pipeline.usecases.vocabulary import partition_from_key
 from tests.conftest import prometheus_samples
 from tests.ui.state import REGRESSION, REGRESSION_SHIFTED, write_usecases
 
@@ -40,7 +41,10 @@ def test_config_and_policy_come_from_the_declaration_alone():
         declared.min_partition_rows,
         declared.cooldown_partitions,
     )
-    assert POLICY.performance_metric == CHURN.primary_metric and POLICY.partition_days == 1
+    assert (
+        POLICY.performance_metric == CHURN.primary_metric
+        and POLICY.partition_length == dt.timedelta(days=1)
+    )
     with pytest.raises(TypeError):
         drift.DriftConfig()  # type: ignore[call-arg]  # no defaults of its own
     with pytest.raises(TypeError):
@@ -108,7 +112,7 @@ def test_a_frame_without_a_feature_cannot_be_checked():
 def _nights(*flags: tuple[str, bool, bool]) -> dict[dt.date, Decision]:
     """(date, drifted, retrain requested) -> earlier nights' decisions."""
     return {
-        dt.date.fromisoformat(day): Decision(retrain=retrain, drifted=drifted)
+        partition_from_key(day): Decision(retrain=retrain, drifted=drifted)
         for day, drifted, retrain in flags
     }
 
@@ -161,7 +165,7 @@ def test_cooldown_holds_back_a_new_request_unless_performance_dropped_hard():
 
 def test_a_weekly_use_case_counts_weeks_not_days():
     weekly = RetrainPolicy.from_spec(load_usecase(CHURN.folder, {"cadence": "weekly"}))
-    assert weekly.partition_days == 7
+    assert weekly.partition_length == dt.timedelta(weeks=1)
     monday = dt.date(2025, 6, 16)
     # The day before is no partition of a weekly use case; the Monday before is.
     assert decide(monday, DRIFTED, _nights(("2025-06-15", True, False)), weekly).retrain is False
@@ -170,6 +174,26 @@ def test_a_weekly_use_case_counts_weeks_not_days():
     assert persistent.nights_flagged == [dt.date(2025, 6, 9), dt.date(2025, 6, 16)]
     held = decide(monday, DRIFTED, _nights(("2025-06-09", True, True)), weekly)
     assert held.reasons[0].startswith("cooldown: retrain requested on 2025-06-09, 1 partition")
+
+
+def test_an_hourly_use_case_counts_hours_across_midnight():
+    hourly = RetrainPolicy.from_spec(load_usecase(CHURN.folder, {"cadence": "hourly"}))
+    assert hourly.partition_length == dt.timedelta(hours=1)
+    first_hour = dt.datetime(2025, 6, 16, 0)
+    assert hourly.partitions_back(first_hour, 3) == [
+        first_hour,
+        dt.datetime(2025, 6, 15, 23),
+        dt.datetime(2025, 6, 15, 22),
+    ]
+    # The hour before (yesterday's last) counts towards persistence; the same hour a day
+    # before does not.
+    yesterday = _nights(("2025-06-15T00", True, False))
+    assert decide(first_hour, DRIFTED, yesterday, hourly).retrain is False
+    persistent = decide(first_hour, DRIFTED, _nights(("2025-06-15T23", True, False)), hourly)
+    assert persistent.retrain is True
+    assert persistent.nights_flagged == [dt.datetime(2025, 6, 15, 23), first_hour]
+    held = decide(first_hour, DRIFTED, _nights(("2025-06-15T23", True, True)), hourly)
+    assert held.reasons[0].startswith("cooldown: retrain requested on 2025-06-15T23, 1 partition")
 
 
 def test_concept_drift_is_caught_by_performance_not_by_data_drift():
@@ -376,3 +400,25 @@ def test_a_regression_night_end_to_end_beside_a_classifier(
 def test_a_missing_partition_is_a_permanent_failure(regression):
     with pytest.raises(drift.MonitoringDataError, match="no validated partition for 2025-06-02"):
         drift.read_partition(regression, DAY)
+
+
+def test_an_hourly_night_is_kept_and_exported_under_its_hour(settings):
+    hourly = settings.replace(usecase_overrides='{"churn": {"cadence": "hourly"}}')
+    hour = dt.datetime(2025, 6, 2, 5)
+    storage.write_json(
+        records.night_dir(hourly, hour) / records.SUMMARY,
+        {
+            "night": "2025-06-02T05",
+            "status": records.CHECKED,
+            "rows": 2_000,
+            "drift": {"drift_share": 0.05, "columns": {}},
+            "decision": {"retrain": False},
+        },
+    )
+    assert records.night_dir(hourly, hour).name == "night=2025-06-02T05"
+    assert records.recorded_nights(hourly) == [hour]
+    assert records.latest_nights(hourly)[0]["night"] == "2025-06-02T05"
+    textfile.write_prometheus_textfile(hourly)
+    samples = prometheus_samples(textfile.prometheus_file(hourly).read_text())
+    (stamp,) = [s for s in samples if s[0] == "mlops_drift_night_timestamp_seconds"]
+    assert stamp[2] == dt.datetime(2025, 6, 2, 5, tzinfo=dt.UTC).timestamp()

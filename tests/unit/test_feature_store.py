@@ -30,6 +30,7 @@ from mlops_pipeline.features.access import (
 from mlops_pipeline.features.materialization import (
     OnlineCheckFailed,
     check_online,
+    days_from_asset_extras,
     days_interval,
     materialize_interval,
     materialized_ranges,
@@ -247,6 +248,18 @@ def test_intervals_cover_whole_partitions_of_the_cadence():
     assert days_interval([monday, monday + dt.timedelta(days=9)], Cadence.WEEKLY) == (
         dt.datetime(2025, 6, 2, tzinfo=dt.UTC),
         dt.datetime(2025, 6, 16, tzinfo=dt.UTC),
+    )
+    # An hourly one is an hour; its events name it by its key, across midnight.
+    late, early = dt.datetime(2025, 6, 2, 23), dt.datetime(2025, 6, 3, 0)
+    assert days_interval([late], Cadence.HOURLY) == (
+        dt.datetime(2025, 6, 2, 23, tzinfo=dt.UTC),
+        dt.datetime(2025, 6, 3, 0, tzinfo=dt.UTC),
+    )
+    events = [{"date": "2025-06-03T00"}, {"date": "2025-06-02T23"}, {"rows": 0}]
+    assert days_from_asset_extras(events, Cadence.HOURLY) == [late, early]
+    assert days_interval([early, late], Cadence.HOURLY) == (
+        dt.datetime(2025, 6, 2, 23, tzinfo=dt.UTC),
+        dt.datetime(2025, 6, 3, 1, tzinfo=dt.UTC),
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
+import numpy as np
 import pandas as pd
+import pyarrow.dataset as pads
 import pytest
 
 from mlops_pipeline.data import ingestion_report, landing, storage
@@ -183,6 +185,52 @@ def test_a_weekly_partition_lands_and_is_ingested_under_its_monday(settings):
     write_landing_file(frame, landing, weekly.spec.timestamp)
     with pytest.raises(BatchRejected, match="customer_activity_weekly batch 2025-06-02"):
         ingest_day(weekly, monday)
+
+
+HOURLY = '{"churn": {"cadence": "hourly"}}'
+
+
+def test_an_hourly_partition_lands_under_its_hour_and_keeps_to_it(settings):
+    hourly = settings.replace(usecase_overrides=HOURLY)
+    hour = dt.datetime(2025, 6, 2, 5)
+    # A day's rows of the generator, moved into the hour.
+    frame = generate_frame(settings.spec, DAY, ROWS)
+    seconds = np.random.default_rng(3).integers(0, 3600, ROWS)
+    frame["event_timestamp"] = pd.Timestamp(hour, tz="UTC") + pd.to_timedelta(seconds, unit="s")
+    # A row of the next hour in this hour's file is a bad row: quarantined, not the batch.
+    frame.loc[7, "event_timestamp"] = pd.Timestamp("2025-06-02T06:00:00Z")
+    landing = storage.landing_file(hourly, dt.datetime(2025, 6, 2, 5, 40), "parquet")
+    assert landing.parent.name == "date=2025-06-02T05"
+    write_landing_file(frame, landing, hourly.spec.timestamp)
+    report = ingest_day(hourly, hour)
+    assert (report.day, report.rows_valid, report.rows_quarantined) == (
+        "2025-06-02T05",
+        ROWS - 1,
+        1,
+    )
+    assert report.validation_id.startswith("2025-06-02T05-")
+    assert [p.name for p in hourly.lake_dir.iterdir()] == ["date=2025-06-02T05"]
+    assert storage.partition_days(hourly.lake_dir) == [hour]
+    lake = pd.read_parquet(storage.partition_dir(hourly.lake_dir, hour))
+    start = pd.Timestamp(hour, tz="UTC")
+    assert lake["event_timestamp"].between(start, start + pd.Timedelta(hours=1), "left").all()
+    quarantined = pd.read_parquet(storage.partition_dir(hourly.quarantine_dir, hour))
+    assert list(quarantined[FAILED_EXPECTATIONS]) == [
+        "expect_column_values_to_be_between(event_timestamp)"
+    ]
+    assert ingestion_report.report_path(hourly, hour).name == "date=2025-06-02T05.json"
+    exported = _gauges(ingestion_report.prometheus_textfile(hourly))
+    started = exported[_key("mlops_ingestion_day_timestamp_seconds", **CHURN)]
+    assert started == dt.datetime(2025, 6, 2, 5, tzinfo=dt.UTC).timestamp()
+    # The lake reads as a Hive-partitioned dataset, the hour as its key.
+    dataset = pads.dataset(hourly.lake_dir, format="parquet", partitioning="hive")
+    assert set(dataset.to_table(columns=["date"]).column("date").to_pylist()) == {"2025-06-02T05"}
+    # Rows of the hour before, over the bad-row budget, reject the hour's batch.
+    frame.loc[: ROWS // 10, "event_timestamp"] = pd.Timestamp("2025-06-02T04:59:59Z")
+    write_landing_file(frame, landing, hourly.spec.timestamp)
+    with pytest.raises(BatchRejected, match="customer_activity_hourly batch 2025-06-02T05"):
+        ingest_day(hourly, hour)
+    assert not storage.partition_dir(hourly.lake_dir, hour).exists()
 
 
 def test_text_far_down_a_number_column_rejects_the_batch_naming_the_column(settings, monkeypatch):

@@ -50,7 +50,7 @@ def _register(settings: Settings, trained, tags: dict[str, str]) -> str:
             metadata={"threshold": COPIES},
             pip_requirements=["scikit-learn", "skops"],
         )
-    registry.ensure_registered_model(tracking, spec)
+    registry.ensure_registered_model(tracking, settings)
     version = tracking.create_model_version(
         spec.model_name,
         source=info.model_uri,

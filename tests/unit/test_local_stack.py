@@ -104,3 +104,61 @@ def test_the_smoke_test_url_is_set_only_for_one_model_server(settings, tmp_path)
     assert airflow_environment(settings, ports, given, ["a", "b"])["MLOPS_SERVING_URL"] == (
         "http://model-server-{usecase}:8080"
     )
+
+
+def test_nothing_airflow_starts_listens_beyond_loopback(settings, tmp_path):
+    """Airflow's log servers bind every interface with no setting for it: the stack does not
+    start them (its components share one log folder); the scheduler's health server, off by
+    default, is held to 127.0.0.1 should it be turned on."""
+    environ = {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "0.0.0.0",
+    }
+    env = airflow_environment(settings, Ports(), environ, usecases=["churn"])
+    assert env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
+    stack = LocalStack(settings, Ports(), environ)
+    commands = {c.name: c.command[1:] for c in stack.components}
+    assert commands["scheduler"] == ["scheduler", "--skip-serve-logs"]
+    assert commands["triggerer"] == ["triggerer", "--skip-serve-logs"]
+    assert commands["mlflow"][commands["mlflow"].index("--host") + 1] == "127.0.0.1"
+
+
+LISTEN = (
+    "import socket, sys, time\n"
+    "family = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET\n"
+    "s = socket.socket(family)\n"
+    "s.bind((sys.argv[1], 0))\n"
+    "s.listen()\n"
+    "print('listening', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_component_listening_beyond_loopback_stops_the_stack(settings, tmp_path):
+    """Real processes with real sockets: the check sees what each listens on, children
+    included (``airflow scheduler`` starts its servers as child processes)."""
+    import sys
+    import time
+
+    from mlops_pipeline.platform.local_stack.processes import Component, stop_all
+
+    stack = LocalStack(settings, Ports(), {"AIRFLOW_HOME": str(tmp_path / "airflow")})
+    local = Component("local", [sys.executable, "-c", LISTEN, "127.0.0.1"], tmp_path / "l.log")
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {LISTEN!r}, '0.0.0.0'])"
+    exposed = Component("exposed", [sys.executable, "-c", child], tmp_path / "e.log")
+    stack.components = [local, exposed]
+    try:
+        for component in stack.components:
+            component.start({}, cwd=tmp_path)
+        deadline = time.monotonic() + 30
+        while not all("listening" in c.tail() for c in stack.components):
+            assert time.monotonic() < deadline, "the listeners did not start"
+            time.sleep(0.1)
+        with pytest.raises(
+            StackError, match=r"beyond the loopback interface: exposed: 0\.0\.0\.0:"
+        ):
+            stack.check_loopback()
+        stack.components = [local]
+        stack.check_loopback()
+    finally:
+        stop_all([local, exposed], timeout=5)

@@ -115,6 +115,16 @@ def test_a_csv_sample_becomes_a_classifier_declaration(usecases, tmp_path):
     assert any("nickname" in note for note in written.notes)
 
 
+def test_an_hourly_use_case_is_drafted_with_a_ttl_in_hours(usecases, tmp_path):
+    sample = write_csv(panel(), tmp_path / "people.csv")
+    scaffold(usecases, tmp_path, sample, cadence=Cadence.HOURLY)
+    usecase = load_usecase(usecases.usecases_dir / "employment")
+    assert usecase.cadence is Cadence.HOURLY
+    # The view keeps a value for two partitions, as daily and weekly drafts do.
+    assert usecase.features.views["employment_features"].ttl == dt.timedelta(hours=2)
+    assert "cadence: hourly" in (usecases.usecases_dir / "employment" / "usecase.yaml").read_text()
+
+
 def test_the_defaults_are_written_as_comments(usecases, tmp_path):
     written = scaffold(usecases, tmp_path, write_csv(panel(), tmp_path / "people.csv"))
     text = written.declaration.read_text()

@@ -19,7 +19,7 @@ from mlops_pipeline.serving.scorer import (
 )
 from mlops_pipeline.training.model import train_model
 from mlops_pipeline.usecases.spec import Kind, UseCaseSpec
-from tests.unit.small_usecase import labelled_frame, small_spec
+from tests.unit.small_usecase import labelled_frame, small_declaration, small_spec
 
 
 @pytest.fixture(
@@ -184,3 +184,21 @@ def test_the_verification_sample_covers_the_declared_domains():
     assert {True, False} <= set(sample["promo"])
     # Deterministic for a seed.
     assert verification_sample(spec, rows=50, seed=5) == verification_sample(spec, 50, 5)
+
+
+def test_a_model_without_category_inputs_is_compiled():
+    declaration = small_declaration("binary_classification")
+    for name in ("colour", "channel"):
+        del declaration["columns"][name]
+    declaration["features"]["views"]["shop_facts"]["features"] = [
+        f
+        for f in declaration["features"]["views"]["shop_facts"]["features"]
+        if f not in ("colour", "channel")
+    ]
+    spec = UseCaseSpec.model_validate(declaration)
+    frame = labelled_frame(small_spec("binary_classification")).drop(columns=["colour", "channel"])
+    model = train_model(spec, frame).model
+    sample = verification_sample(spec, rows=COMPILED_MAX_ROWS)
+    scorer = scorer_for(model, spec)
+    assert scorer.kind == "compiled"
+    np.testing.assert_array_equal(scorer.score(sample), PipelineScorer(model, spec).score(sample))

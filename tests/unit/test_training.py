@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mlops_pipeline.config import Settings, get_settings
+from mlops_pipeline.data import storage
 from mlops_pipeline.data.datagen import generate_frame
 from mlops_pipeline.deployment.gates import GateConfig, Scores, evaluate_gates
 from mlops_pipeline.failures import PermanentFailure
@@ -28,8 +29,14 @@ from mlops_pipeline.training.model import (
     split_by_time,
     train_model,
 )
-from mlops_pipeline.training.planning import FEATURES_REASON, plan_training, trigger_from_events
+from mlops_pipeline.training.planning import (
+    FEATURES_REASON,
+    plan_training,
+    trigger_from_events,
+    validated_partitions_in_window,
+)
 from mlops_pipeline.usecases.loader import load_usecase
+from mlops_pipeline.usecases.vocabulary import Cadence
 
 D0 = dt.date(2025, 6, 2)  # a Monday
 # Small and quick, otherwise the declared churn model.
@@ -181,6 +188,30 @@ def test_split_counts_weekly_partitions(tmp_path):
         split_by_time(
             weekly, frame[frame["ts"] < pd.Timestamp(D0 + dt.timedelta(weeks=6), tz="UTC")]
         )
+
+
+def test_split_counts_hourly_partitions_across_midnight(tmp_path):
+    hourly = regression_spec(tmp_path, cadence="hourly")
+    # Eight hours of rows from 20:00, each hour's a quarter past it.
+    frame = regression_frame(days=8, rows=60)
+    first = pd.Timestamp("2025-06-01T20:15:00Z")
+    frame["ts"] = first + pd.to_timedelta(frame.index // 60, unit="h")
+    split = split_by_time(hourly, frame)
+    assert split.train_partitions == [dt.datetime(2025, 6, 1, 20), dt.datetime(2025, 6, 1, 21)]
+    assert split.validation_partitions == [
+        dt.datetime(2025, 6, 1, 22),
+        dt.datetime(2025, 6, 1, 23),
+        dt.datetime(2025, 6, 2, 0),
+    ]
+    assert len(split.test) == 3 * 60 and split.test["ts"].min() == first + pd.Timedelta(hours=5)
+    # An hourly part's span runs from its first hour to its last.
+    assert split.windows() == {
+        "train": "2025-06-01T20..2025-06-01T21",
+        "validation": "2025-06-01T22..2025-06-02T00",
+        "test": "2025-06-02T01..2025-06-02T03",
+    }
+    with pytest.raises(TrainingDataError, match="6 hourly partition.*at least 7"):
+        split_by_time(hourly, frame[frame["ts"] < first + pd.Timedelta(hours=6)])
 
 
 def test_split_refuses_what_cannot_train(spec, frame):
@@ -345,6 +376,38 @@ def test_retraining_is_measured_in_partitions_of_data_windows():
     assert not plan_training(weekly, day, FEATURES_REASON, day - dt.timedelta(days=7)).due
     moved = plan_training(weekly, day, FEATURES_REASON, day - dt.timedelta(days=14))
     assert moved.due and "moved 2 weekly partition(s)" in moved.why
+
+
+def test_an_hourly_plan_counts_hours_across_midnight():
+    hourly = _settings(cadence="hourly", training={"retrain_every_partitions": 4})
+    hour = dt.datetime(2025, 6, 30, 1)
+    three_back, four_back = dt.datetime(2025, 6, 29, 22), dt.datetime(2025, 6, 29, 21)
+    assert not plan_training(hourly, hour, FEATURES_REASON, three_back).due
+    moved = plan_training(hourly, hour, FEATURES_REASON, four_back)
+    assert moved.due and "moved 4 hourly partition(s)" in moved.why
+    assert moved.window_end == "2025-06-30T01"
+    waiting = plan_training(hourly, hour, FEATURES_REASON, None, 6, 7)
+    assert not waiting.due and "6 of 7 validated hourly partition(s)" in waiting.why
+
+
+def test_an_hourly_trigger_names_an_hour(settings):
+    cadence = Cadence.HOURLY
+    run_after = dt.datetime(2025, 7, 10, 0, 5, tzinfo=dt.UTC)
+    # A manual run trains up to the last hour completed before it: yesterday's last.
+    assert trigger_from_events({}, None, "manual", run_after, cadence) == (
+        dt.datetime(2025, 7, 9, 23),
+        "manual",
+    )
+    features = {"features_online": [{"dates": ["2025-07-09T22", "2025-07-09T23"]}]}
+    assert trigger_from_events(features, None, "manual", run_after, cadence)[0] == dt.datetime(
+        2025, 7, 9, 23
+    )
+    # The window counts the validated hours of the lake, across midnight.
+    hourly = settings.replace(usecase_overrides='{"churn": {"cadence": "hourly"}}')
+    for hour in (dt.datetime(2025, 7, 9, 22), dt.datetime(2025, 7, 10, 1)):
+        storage.partition_dir(hourly.lake_dir, hour).mkdir(parents=True)
+    assert validated_partitions_in_window(hourly, dt.datetime(2025, 7, 10, 1), 4) == 2
+    assert validated_partitions_in_window(hourly, dt.datetime(2025, 7, 10, 1), 3) == 1
 
 
 def test_triggers_name_the_window_and_the_reason():

@@ -4,6 +4,7 @@ problems of a file at once; overrides merge into the declaration."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,12 @@ def test_a_valid_declaration_loads_with_its_derived_views(tmp_path):
     assert usecase.feature_views == ("toy_shape", "toy_look")
     assert usecase.model_name == "toy" and usecase.primary_metric == "roc_auc"
     assert usecase.folder == (tmp_path / "toy").resolve()
+
+
+def test_an_hourly_cadence_is_declared_like_the_others(tmp_path):
+    usecase = load_usecase(declare(tmp_path, {"cadence": "hourly"}))
+    assert usecase.cadence is Cadence.HOURLY and usecase.cadence.cron == "0 * * * *"
+    assert usecase.cadence.length == dt.timedelta(hours=1)
 
 
 def test_every_shipped_use_case_is_valid():

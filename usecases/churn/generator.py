@@ -67,7 +67,8 @@ def snapshot(
     """Every customer's snapshot of the partition starting ``start`` (``length`` long)."""
     rows = len(population)
     rng = np.random.default_rng([seed, start.toordinal()])
-    months_since_epoch = max((start - TENURE_EPOCH).days, 0) / 30.44
+    # By ordinal: ``start`` may be an hourly partition's datetime, which a date cannot subtract.
+    months_since_epoch = max(start.toordinal() - TENURE_EPOCH.toordinal(), 0) / 30.44
     tenure = np.floor(population["signup_tenure"].to_numpy() + months_since_epoch)
     engagement = population["engagement"].to_numpy() + rng.normal(0, 0.35, size=rows)
     satisfaction = population["satisfaction"].to_numpy() + rng.normal(0, 0.35, size=rows)

@@ -40,6 +40,7 @@ from mlops_pipeline.data.contract import Kind
 from mlops_pipeline.data.storage import landing_file
 from mlops_pipeline.failures import SpecError, UserCodeError
 from mlops_pipeline.usecases.loader import import_usecase_module
+from mlops_pipeline.usecases.vocabulary import partition_seed
 
 if TYPE_CHECKING:
     from mlops_pipeline.config import Settings
@@ -184,7 +185,7 @@ def generate_frame(
     frame = generator.snapshot(
         population, start, seed, scenario is Scenario.COVARIATE_DRIFT, usecase.cadence.length
     )
-    rng = np.random.default_rng([seed, start.toordinal(), 1])
+    rng = np.random.default_rng([seed, partition_seed(start), 1])
     labels = np.asarray(generator.label(frame, rng, scenario is Scenario.CONCEPT_DRIFT))
     frame[usecase.label] = labels.astype(_LABEL_DTYPES[usecase.column(usecase.label).kind])
     missing = [c for c in usecase.column_names if c not in frame.columns]

@@ -1,7 +1,8 @@
 """Ingest one partition of a use case's dataset: read the landed file, validate it against the
 declared contract, write clean rows to the lake and failing rows to quarantine.
 
-A partition is one period of the use case's cadence (a day, or a week named by its Monday);
+A partition is one period of the use case's cadence (an hour, a day, or a week named by its
+Monday);
 its rows must be timestamped inside ``[start, start + cadence.length)``. A row outside is a
 row-level failure: it is quarantined, and the batch is rejected only when such rows (with the
 other failing rows) exceed the bad-row budget.
@@ -44,6 +45,7 @@ from mlops_pipeline.data.validation import (
 )
 from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.usecases.spec import Cadence
+from mlops_pipeline.usecases.vocabulary import partition_key
 
 
 class BatchRejected(PermanentFailure):
@@ -62,7 +64,7 @@ class LandingFileMissing(PermanentFailure, FileNotFoundError):
 
 def partition_interval(cadence: Cadence, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """``[start, end)`` of the partition holding ``day`` (UTC)."""
-    start = dt.datetime.combine(cadence.partition_of(day), dt.time(), tzinfo=dt.UTC)
+    start = cadence.start(day)
     return start, start + cadence.length
 
 
@@ -90,10 +92,11 @@ def ingest_day(
     sha = file_sha256(landing)
     # Content-addressed: the same file checked by the same suite version under the same rules
     # and contract always gets the same id, so a re-run reproduces the same lineage.
-    validation_id = f"{day.isoformat()}-{sha[:12]}-v{SUITE_VERSION}-{_rules_fingerprint(settings)}"
+    rules = _rules_fingerprint(settings)
+    validation_id = f"{partition_key(day)}-{sha[:12]}-v{SUITE_VERSION}-{rules}"
     report = IngestionReport(
         dataset=spec.dataset,
-        day=day.isoformat(),
+        day=partition_key(day),
         status="rejected",
         message="",
         validation_id=validation_id,
@@ -129,7 +132,7 @@ def ingest_day(
     interval_start, interval_end = partition_interval(spec.cadence, day)
     outcome = project.validate(frame, validation_id, interval_start, interval_end)
     timings["validate"] = time.perf_counter() - mark
-    result_path = settings.validations_dir / f"date={day.isoformat()}" / f"{validation_id}.json"
+    result_path = settings.validations_dir / f"date={partition_key(day)}" / f"{validation_id}.json"
     storage.write_json(result_path, outcome.result_json)
     report.validation_result = str(result_path)
     if settings.build_data_docs:
@@ -251,4 +254,4 @@ def _reject(
 
 
 def contract_label(settings: Settings, day: dt.date) -> str:
-    return f"{suite_name(settings.spec)} batch {day.isoformat()}"
+    return f"{suite_name(settings.spec)} batch {partition_key(day)}"

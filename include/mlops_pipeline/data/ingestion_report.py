@@ -12,6 +12,7 @@ from typing import Any
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data import storage
+from mlops_pipeline.usecases.vocabulary import partition_from_key, partition_key
 
 
 @dataclass
@@ -53,7 +54,7 @@ class IngestionReport:
 def report_path(settings: Settings, day: dt.date) -> Path:
     """The ingestion report of the partition holding ``day``."""
     partition = settings.spec.cadence.partition_of(day)
-    return _reports_folder(settings) / f"date={partition.isoformat()}.json"
+    return _reports_folder(settings) / f"date={partition_key(partition)}.json"
 
 
 def prometheus_textfile(settings: Settings) -> Path:
@@ -81,15 +82,15 @@ def write_prometheus_textfile(settings: Settings) -> Path:
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
     spec = settings.spec
-    newest = max(_reports_folder(settings).glob("date=*.json"))  # ISO dates sort in time order
+    newest = max(_reports_folder(settings).glob("date=*.json"))  # keys sort in time order
     report = json.loads(newest.read_text())
     metrics = CollectorRegistry()
     names = ["dataset", "model"]
     labels = {"dataset": spec.dataset, "model": spec.model_name}
-    start = dt.datetime.combine(dt.date.fromisoformat(report["day"]), dt.time(), tzinfo=dt.UTC)
+    start = spec.cadence.start(partition_from_key(report["day"]))
     Gauge(
         "mlops_ingestion_day_timestamp_seconds",
-        "Start of the ingested partition (UTC midnight of its first day)",
+        "Start of the ingested partition (UTC)",
         names,
         registry=metrics,
     ).labels(**labels).set(start.timestamp())

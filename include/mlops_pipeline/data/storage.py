@@ -1,7 +1,9 @@
 """Where each partition of the data lives: the landing zone, the validated lake, quarantine.
 
-Partitions are Hive-style ``date=YYYY-MM-DD`` folders so Feast, DuckDB and pyarrow datasets read
-the lake directly; a partition is named by its first day (a weekly use case's by its Monday).
+Partitions are Hive-style ``date=<key>`` folders so Feast, DuckDB and pyarrow datasets read the
+lake directly; a partition is named by its start (``partition_key``: ``date=YYYY-MM-DD`` for a
+day or a week, named by its Monday; ``date=YYYY-MM-DDTHH`` for an hour). One level for every
+cadence keeps the readers' ``date=*`` globs the same.
 Files starting with ``_`` (manifests) are skipped by those readers.
 """
 
@@ -15,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_pipeline.usecases.vocabulary import partition_from_key, partition_key
+
 if TYPE_CHECKING:
     from mlops_pipeline.config import Settings
 
@@ -23,7 +27,7 @@ MANIFEST = "_manifest.json"
 
 
 def partition_dir(root: Path, day: dt.date) -> Path:
-    return root / f"date={day.isoformat()}"
+    return root / f"date={partition_key(day)}"
 
 
 def landing_file(settings: Settings, day: dt.date, file_format: str = "csv") -> Path:
@@ -52,7 +56,7 @@ def partition_days(root: Path) -> list[dt.date]:
     days = []
     for child in root.iterdir():
         if child.is_dir() and child.name.startswith("date="):
-            days.append(dt.date.fromisoformat(child.name.removeprefix("date=")))
+            days.append(partition_from_key(child.name.removeprefix("date=")))
     return sorted(days)
 
 

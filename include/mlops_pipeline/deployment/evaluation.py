@@ -20,6 +20,7 @@ from mlops_pipeline.deployment.gates import GateConfig, evaluate_gates
 from mlops_pipeline.deployment.loading import LoadedVersion, load_version
 from mlops_pipeline.deployment.records import Evaluation, GateOutcome, Holdout, ModelScore
 from mlops_pipeline.deployment.registry import DeploymentError
+from mlops_pipeline.usecases.vocabulary import partition_from_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,11 +39,11 @@ def serving_schema(spec: UseCaseSpec) -> dict[str, str]:
 
 
 def holdout_window(tracking: Any, run_id: str) -> tuple[dt.date, dt.date]:
-    """The challenger's test days: labelled, recent, and unseen by the challenger. The older
-    champion's training window ended before them, so they are unseen by it too."""
+    """The challenger's test partitions: labelled, recent, and unseen by the challenger. The
+    older champion's training window ended before them, so they are unseen by it too."""
     window = tracking.get_run(run_id).data.params["window_test"]
     start, end = window.split("..")
-    return dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    return partition_from_key(start), partition_from_key(end)
 
 
 def score_model(loaded: LoadedVersion, holdout_frame: pd.DataFrame) -> ModelScore:

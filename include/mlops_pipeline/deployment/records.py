@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from mlops_pipeline.deployment.fairness import AttributeFairness
 from mlops_pipeline.deployment.gates import GateReport, Scores
+from mlops_pipeline.usecases.vocabulary import partition_key
 
 
 class ModelScore(BaseModel):
@@ -60,7 +61,7 @@ class Holdout(BaseModel):
     ) -> Holdout:
         """From the training set's window and lake manifests."""
         return cls(
-            window=f"{start.isoformat()}..{end.isoformat()}",
+            window=f"{partition_key(start)}..{partition_key(end)}",
             rows=rows,
             partitions=[HoldoutPartition.model_validate(p) for p in partitions],
         )

@@ -8,14 +8,14 @@ registered model are named by the use case's declaration (``spec.training_experi
 
 from __future__ import annotations
 
+import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import MutableMapping
+from typing import Any
 
 from mlops_pipeline.config import Settings
+from mlops_pipeline.deployment import registry_state
 from mlops_pipeline.failures import PermanentFailure, TransientFailure
-
-if TYPE_CHECKING:
-    from mlops_pipeline.usecases.spec import UseCaseSpec
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -25,9 +25,19 @@ ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
 # Tag keys every version carries: where it came from.
 TAG_PREFIX = "mlops."
 
+# MLflow's HTTP client retries a refused connection for minutes by default (seven retries,
+# doubling from 2 s), inside each of the task's own retries: two budgets multiplied. The task's
+# retry policy (``orchestration.retry_policy``) is the one budget, so the client fails at once
+# and a request that hangs gives up after the timeout.
+HTTP_CLIENT_BUDGET = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
 
 class TrackingUnavailable(TransientFailure, ConnectionError):
-    """The tracking server did not answer: transient, worth retrying with backoff."""
+    """The tracking store did not answer or is busy (a refused or silent server, a locked
+    SQLite database): transient, worth retrying with backoff."""
 
 
 class RegistrationFailed(PermanentFailure):
@@ -40,22 +50,66 @@ class DeploymentError(PermanentFailure):
 
 
 def client(settings: Settings) -> Any:
-    """An MlflowClient on the configured tracking and registry URI, checked to answer."""
+    """An MlflowClient on the configured tracking and registry URI, checked to answer and to
+    still hold the models it held (``registry_state``)."""
     import mlflow
     from mlflow import MlflowClient
 
+    registry_state.refuse_missing_store(settings)
     if settings.tracking_uri.startswith("sqlite:"):
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        bound_http_retries()
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
-    tracking = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     try:
-        tracking.search_experiments(max_results=1)
+        # Inside: on SQLite, constructing the client already reads the database.
+        tracking = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+        present = [
+            model.name
+            for model in tracking.search_registered_models(max_results=registry_state.PAGE)
+        ]
     except Exception as exc:  # MLflow wraps connection errors in several exception types
-        raise TrackingUnavailable(
-            f"MLflow tracking at {settings.tracking_uri} is unreachable: {exc}"
+        where = registry_state.registry_key(settings.tracking_uri)
+        database = registry_state.sqlite_file(settings.tracking_uri)
+        raise _busy_store(exc, str(database or where)) or TrackingUnavailable(
+            f"MLflow tracking at {where} is unreachable: {exc}"
         ) from exc
+    registry_state.refuse_emptied_registry(settings, present)
     return tracking
+
+
+def bound_http_retries(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Give MLflow's HTTP client the platform's budget unless the operator set one
+    (``HTTP_CLIENT_BUDGET``)."""
+    for name, value in HTTP_CLIENT_BUDGET.items():
+        environ.setdefault(name, value)
+
+
+def tracking_failure(exc: BaseException) -> TrackingUnavailable | None:
+    """The retryable tracking error an error MLflow raised stands for, if it is one."""
+    if not any(type(cause).__module__.startswith("mlflow") for cause in _chain(exc)):
+        return None
+    return _busy_store(exc)
+
+
+def _busy_store(exc: BaseException, store: str = "") -> TrackingUnavailable | None:
+    # SQLite gives up waiting for another connection's write lock (MLflow waits 20 s).
+    if not any("database is locked" in str(cause) for cause in _chain(exc)):
+        return None
+    return TrackingUnavailable(
+        f"MLflow's SQLite store {store}{' ' if store else ''}is locked by another process "
+        "(database is locked): another task or the MLflow UI holds a write lock; retryable"
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
 
 
 def experiment_id(tracking: Any, settings: Settings, name: str) -> str:
@@ -69,8 +123,10 @@ def experiment_id(tracking: Any, settings: Settings, name: str) -> str:
     return tracking.create_experiment(name, artifact_location=location)
 
 
-def ensure_registered_model(tracking: Any, spec: UseCaseSpec) -> None:
-    """Create the use case's registered model, described by its declaration, if missing."""
+def ensure_registered_model(tracking: Any, settings: Settings) -> None:
+    """Create the use case's registered model, described by its declaration, if missing, and
+    remember that the registry holds it (``registry_state``)."""
+    spec = settings.spec
     name = spec.model_name
     if tracking.search_registered_models(f"name='{name}'") == []:
         tracking.create_registered_model(
@@ -78,6 +134,7 @@ def ensure_registered_model(tracking: Any, spec: UseCaseSpec) -> None:
             description=spec.description,
             tags={f"{TAG_PREFIX}usecase": spec.name, f"{TAG_PREFIX}task": spec.task.value},
         )
+    registry_state.record_models(settings, [name])
 
 
 def wait_until_ready(tracking: Any, name: str, version: str, timeout_s: float = 120) -> None:

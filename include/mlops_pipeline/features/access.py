@@ -20,6 +20,7 @@ from mlops_pipeline.data import storage
 from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.features.store import open_store
 from mlops_pipeline.usecases.loader import UseCase
+from mlops_pipeline.usecases.vocabulary import partition_from_key, partition_key
 
 
 def entity_columns(spec: UseCase) -> list[str]:
@@ -52,12 +53,14 @@ def _entity_days(
     """(labelled entity rows, manifest) of each validated partition dated in ``[start, end]``,
     oldest first. Partitions that failed validation do not exist and contribute nothing."""
     columns = entity_columns(settings.spec)
+    cadence = settings.spec.cadence
+    start, end = cadence.partition_of(start), cadence.partition_of(end)
     days = []
     for day in storage.partition_days(settings.lake_dir):
         if start <= day <= end:
             partition = storage.partition_dir(settings.lake_dir, day)
             rows = pq.read_table(partition, columns=columns).to_pandas()
-            days.append((rows, storage.read_manifest(partition) or {"date": day.isoformat()}))
+            days.append((rows, storage.read_manifest(partition) or {"date": partition_key(day)}))
     if not days:
         raise NotEnoughData(
             f"no validated partitions of {settings.spec.dataset} between {start} and {end} "
@@ -114,7 +117,7 @@ def build_training_set(
     return TrainingSet(
         frame=frame.reset_index(drop=True),
         feature_service=feature_service,
-        days=[dt.date.fromisoformat(m["date"]) for m in manifests],
+        days=[partition_from_key(m["date"]) for m in manifests],
         partitions=manifests,
         entity_columns=tuple(entity_columns(spec)),
     )

@@ -25,6 +25,7 @@ from mlops_pipeline.data import storage
 from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.features.store import open_store
 from mlops_pipeline.usecases.spec import Cadence
+from mlops_pipeline.usecases.vocabulary import partition_key, partition_seed
 
 # Online stores whose writes already refuse a value older than the stored one.
 TIMESTAMP_GUARDED_STORES = {"redis"}
@@ -54,15 +55,16 @@ def days_interval(
     days: list[dt.date], cadence: Cadence = Cadence.DAILY
 ) -> tuple[dt.datetime, dt.datetime]:
     """The smallest interval covering the whole partitions of ``cadence`` that hold ``days``
-    (UTC midnights; a weekly partition runs from its Monday for seven days)."""
-    first, last = cadence.partition_of(min(days)), cadence.partition_of(max(days))
-    start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
-    return start, dt.datetime.combine(last, dt.time(), tzinfo=dt.UTC) + cadence.length
+    (UTC; a weekly partition runs from its Monday for seven days, an hourly one for an hour)."""
+    return cadence.start(min(days)), cadence.start(max(days)) + cadence.length
 
 
-def days_from_asset_extras(extras: list[dict[str, Any]]) -> list[dt.date]:
-    """The partition dates named by a dataset's ``validated`` events (several may queue up)."""
-    days = sorted({dt.date.fromisoformat(extra["date"]) for extra in extras if extra.get("date")})
+def days_from_asset_extras(
+    extras: list[dict[str, Any]], cadence: Cadence = Cadence.DAILY
+) -> list[dt.date]:
+    """The partitions of ``cadence`` named by a dataset's ``validated`` events (several may
+    queue up)."""
+    days = sorted({cadence.parse(extra["date"]) for extra in extras if extra.get("date")})
     if not days:
         raise NothingToMaterialize(f"no asset event names a date: {extras}")
     return days
@@ -161,7 +163,7 @@ def check_online(settings: Settings, day: dt.date) -> OnlineCheck:
     lake = pd.read_parquet(partition)
     if lake.empty:
         raise OnlineCheckFailed(f"no validated rows for {day} in {partition}")
-    rng = np.random.default_rng(day.toordinal())
+    rng = np.random.default_rng(partition_seed(day))
     size = min(settings.online_check_sample, len(lake))
     sample = lake.iloc[np.sort(rng.choice(len(lake), size=size, replace=False))]
     store = open_store(settings)
@@ -194,7 +196,7 @@ def check_online(settings: Settings, day: dt.date) -> OnlineCheck:
             f"{len(problems)} of {size} {spec.entity.name} entities: " + "; ".join(problems[:5])
         )
     return OnlineCheck(
-        day=day.isoformat(), checked=size, served_day_values=same, served_newer_values=newer
+        day=partition_key(day), checked=size, served_day_values=same, served_newer_values=newer
     )
 
 

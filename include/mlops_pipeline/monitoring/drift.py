@@ -29,6 +29,7 @@ from mlops_pipeline.data import storage
 from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.usecases.gate_spec import MetricGateSpec
 from mlops_pipeline.usecases.spec import UseCaseSpec
+from mlops_pipeline.usecases.vocabulary import Cadence, partition_key
 
 # The model's score (probability or predicted value) in the frames Evidently compares.
 PREDICTION = "prediction"
@@ -229,7 +230,7 @@ def read_partition(settings: Settings, partition: dt.date) -> pd.DataFrame:
     folder = storage.partition_dir(settings.lake_dir, partition)
     if not folder.exists():
         raise MonitoringDataError(
-            f"no validated partition for {partition.isoformat()} under {settings.lake_dir}: "
+            f"no validated partition for {partition_key(partition)} under {settings.lake_dir}: "
             "ingestion rejected it or has not run"
         )
     return pq.read_table(folder).to_pandas()
@@ -252,19 +253,26 @@ def with_on_demand_features(spec: Any, frame: pd.DataFrame) -> pd.DataFrame:
 
 def logged_predictions(settings: Settings, partition: dt.date, version: str) -> np.ndarray:
     """Scores the model server logged for ``version`` during the partition (every day of a
-    weekly one); lines still being written are skipped."""
-    days = max(settings.spec.cadence.length.days, 1)
+    weekly one; of an hourly one, its day's lines whose ``ts`` is in the hour); lines still
+    being written are skipped."""
+    cadence = settings.spec.cadence
+    start = cadence.start(partition)
+    end, hourly = start + cadence.length, cadence is Cadence.HOURLY
     values: list[float] = []
-    for offset in range(days):
-        folder = settings.predictions_dir / f"date={(partition + dt.timedelta(offset)).isoformat()}"
+    for offset in range(max(cadence.length.days, 1)):
+        day = (start + dt.timedelta(days=offset)).date()
+        folder = settings.predictions_dir / f"date={day.isoformat()}"
         for path in sorted(folder.glob("*.jsonl")) if folder.exists() else []:
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if str(record.get("model_version")) == version and record.get("score") is not None:
-                    values.append(float(record["score"]))
+                if str(record.get("model_version")) != version or record.get("score") is None:
+                    continue
+                if hourly and not start <= dt.datetime.fromisoformat(record["ts"]) < end:
+                    continue
+                values.append(float(record["score"]))
     return np.asarray(values, dtype="float64")
 
 

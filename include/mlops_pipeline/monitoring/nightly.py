@@ -29,6 +29,7 @@ from mlops_pipeline.monitoring.records import (
     write_record,
 )
 from mlops_pipeline.monitoring.textfile import write_prometheus_textfile
+from mlops_pipeline.usecases.vocabulary import partition_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -202,7 +203,7 @@ def _log_to_mlflow(
     ``metrics``, report and record; a re-run of the night replaces the night's earlier run."""
     from mlflow.entities import Metric, Param
 
-    night = record.night.isoformat()
+    night = partition_key(record.night)
     experiment = registry.experiment_id(tracking, settings, settings.spec.monitoring_experiment)
     tag = f"{registry.TAG_PREFIX}night"
     for old in tracking.search_runs([experiment], f"tags.`{tag}` = '{night}'"):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from mlops_pipeline.usecases.spec import UseCaseSpec
+from mlops_pipeline.usecases.vocabulary import PartitionField, partition_key
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class RetrainPolicy:
     nights_window: int
     min_partition_rows: int
     cooldown_partitions: int
-    partition_days: int
+    partition_length: dt.timedelta = dt.timedelta(days=1)
 
     @classmethod
     def from_spec(cls, spec: UseCaseSpec) -> RetrainPolicy:
@@ -45,15 +46,15 @@ class RetrainPolicy:
             nights_window=drift.nights_window,
             min_partition_rows=drift.min_partition_rows,
             cooldown_partitions=drift.cooldown_partitions,
-            partition_days=spec.cadence.length.days,
+            partition_length=spec.cadence.length,
         )
 
     def partitions_back(self, night: dt.date, count: int) -> list[dt.date]:
         """``night`` and the ``count - 1`` partitions before it, newest first."""
-        return [night - dt.timedelta(days=self.partition_days * i) for i in range(count)]
+        return [night - self.partition_length * i for i in range(count)]
 
     def partitions_between(self, earlier: dt.date, later: dt.date) -> int:
-        return (later - earlier).days // self.partition_days
+        return (later - earlier) // self.partition_length
 
     @property
     def lookback_partitions(self) -> int:
@@ -94,8 +95,8 @@ class Decision(BaseModel):
     retrain: bool
     reasons: list[str] = Field(default_factory=list)
     drifted: bool = False  # counts towards k of n
-    nights_flagged: list[dt.date] = Field(default_factory=list)
-    last_request: dt.date | None = None  # the newest earlier night that requested a retrain
+    nights_flagged: list[PartitionField] = Field(default_factory=list)
+    last_request: PartitionField | None = None  # the newest earlier night that requested a retrain
 
 
 def decide(
@@ -172,7 +173,7 @@ def decide(
         return result(
             False,
             [
-                f"cooldown: retrain requested on {last_request.isoformat()}, "
+                f"cooldown: retrain requested on {partition_key(last_request)}, "
                 f"{since} partition(s) ago (cooldown {policy.cooldown_partitions})",
                 persistence,
                 *signals,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data import storage
 from mlops_pipeline.monitoring.policy import Decision, RetrainPolicy
+from mlops_pipeline.usecases.vocabulary import PartitionField, partition_from_key, partition_key
 
 SUMMARY = "summary.json"
 REPORT = "report.html"
@@ -77,7 +78,7 @@ class ChampionRef(BaseModel):
 
 
 class NightRecord(BaseModel):
-    night: dt.date
+    night: PartitionField
     status: Literal["checked", "no champion"]
     rows: int
     decision: Decision
@@ -99,7 +100,7 @@ class NightRecord(BaseModel):
 class NightOutcome(BaseModel):
     """What the check task hands on through XCom, and the retrain request's asset event."""
 
-    date: dt.date
+    date: PartitionField
     status: str
     rows: int
     champion_version: str | None
@@ -108,7 +109,7 @@ class NightOutcome(BaseModel):
     performance: Performance | None
     retrain: bool
     reasons: list[str]
-    nights_flagged: list[dt.date]
+    nights_flagged: list[PartitionField]
     report: str | None
 
     @classmethod
@@ -146,7 +147,7 @@ class NightOutcome(BaseModel):
 
 
 def night_dir(settings: Settings, night: dt.date) -> Path:
-    return settings.drift_reports_dir / f"night={night.isoformat()}"
+    return settings.drift_reports_dir / f"night={partition_key(night)}"
 
 
 def write_record(settings: Settings, record: NightRecord) -> Path:
@@ -186,7 +187,7 @@ def recorded_nights(settings: Settings) -> list[dt.date]:
     if not root.exists():
         return []
     return sorted(
-        dt.date.fromisoformat(p.parent.name.removeprefix("night="))
+        partition_from_key(p.parent.name.removeprefix("night="))
         for p in root.glob(f"night=*/{SUMMARY}")
     )
 
@@ -206,7 +207,7 @@ def latest_nights(settings: Settings, limit: int = 7) -> list[dict[str, Any]]:
         drift, performance = record.drift, record.performance
         rows.append(
             {
-                "night": night.isoformat(),
+                "night": partition_key(night),
                 "status": record.status,
                 "champion_version": record.champion.version if record.champion else None,
                 "rows": record.rows,

@@ -3,7 +3,6 @@ collector (Grafana's drift panels read these gauges)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from mlops_pipeline.config import Settings
@@ -27,10 +26,10 @@ def write_prometheus_textfile(settings: Settings) -> Path | None:
         return None
     model = settings.spec.model_name
     metrics = CollectorRegistry()
-    night_ts = dt.datetime.combine(record.night, dt.time(), tzinfo=dt.UTC).timestamp()
+    night_ts = settings.spec.cadence.start(record.night).timestamp()
     Gauge(
         "mlops_drift_night_timestamp_seconds",
-        "Checked partition (UTC midnight of its first day)",
+        "Start of the checked partition (UTC)",
         ["model"],
         registry=metrics,
     ).labels(model=model).set(night_ts)

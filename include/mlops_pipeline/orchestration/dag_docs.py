@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.orchestration.assets import UseCaseAssets
+from mlops_pipeline.orchestration.schedules import drift_schedule
 from mlops_pipeline.usecases.loader import UseCase
 
 
@@ -19,6 +20,13 @@ def _about(spec: UseCase) -> str:
         f"`{spec.dataset}` data, one partition per {_partition(spec)}. "
         f"Declared in `usecases/{spec.name}/usecase.yaml`.\n\n> {spec.description}"
     )
+
+
+def _drift_schedule(spec: UseCase, settings: Settings) -> str:
+    schedule = drift_schedule(settings, spec.cadence)
+    if schedule == settings.drift_schedule:
+        return f"`MLOPS_DRIFT_SCHEDULE` (`{schedule}` UTC)"
+    return f"`{schedule}` UTC (every hour, for an hourly use case)"
 
 
 def _partition(spec: UseCase) -> str:
@@ -174,7 +182,7 @@ def monitor_drift_doc(spec: UseCase, settings: Settings, assets: UseCaseAssets) 
 
 {_about(spec)}
 
-At `MLOPS_DRIFT_SCHEDULE` (`{settings.drift_schedule}` UTC) checks the **last completed
+At {_drift_schedule(spec, settings)} checks the **last completed
 {_partition(spec)}** (from the run's data interval, never "now", so a re-run or a backfill
 checks the same partition) against the current `champion` of `{spec.model_name}`:
 

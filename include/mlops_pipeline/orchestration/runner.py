@@ -83,22 +83,20 @@ def run_daily(dag_id: str, day: dt.date, conf: dict | None = None) -> Any:
     A manual run processes the last complete interval before its logical date, so the run for
     a day is dated the midnight that ends it.
     """
-    return _run_interval(dag_id, day, dt.timedelta(days=1), conf)
+    from mlops_pipeline.usecases.vocabulary import Cadence
+
+    return run_dag(dag_id, logical_date=Cadence.DAILY.start(day) + dt.timedelta(days=1), conf=conf)
 
 
 def run_partition(dag_id: str, partition: dt.date, conf: dict | None = None) -> Any:
-    """Run a DAG of a use case for the data interval of one of its partitions (a day or a
-    week, by the use case's declared cadence), named by its first day."""
+    """Run a DAG of a use case for the data interval of the partition holding ``partition`` (an
+    hour, a day or a week, by the use case's declared cadence)."""
     from mlops_pipeline.config import get_settings
     from mlops_pipeline.orchestration.assets import SEPARATOR
 
     usecase = dag_id.split(SEPARATOR, 1)[0]
     cadence = get_settings().for_usecase(usecase).spec.cadence
-    return _run_interval(dag_id, cadence.partition_of(partition), cadence.length, conf)
-
-
-def _run_interval(dag_id: str, start: dt.date, length: dt.timedelta, conf: dict | None) -> Any:
-    end = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC) + length
+    end = cadence.start(partition) + cadence.length
     return run_dag(dag_id, logical_date=end, conf=conf)
 
 

@@ -5,6 +5,7 @@ mlops-pipeline new-usecase NAME --from FILE --entity COL --timestamp COL --label
 mlops-pipeline check-usecase NAME
 mlops-pipeline generate --date 2025-06-02 [--scenario clean] [--rows N] [--seed S]
 mlops-pipeline ingest --date 2025-06-02              (the ingestion logic without Airflow)
+                                                     (hourly use cases: --date 2025-06-02T05)
 mlops-pipeline serve [--port 8080]                   (one model server per use case)
 mlops-pipeline status
 
@@ -28,13 +29,25 @@ from mlops_pipeline.failures import PermanentFailure
 # Exit codes: a rejected batch (its report is printed) and any other expected failure.
 EXIT_REJECTED = 1
 EXIT_FAILURE = 2
+DATE_HELP = (
+    "the partition holding this day, or this hour for an hourly use case "
+    "(YYYY-MM-DD, YYYY-MM-DDTHH[:MM], UTC)"
+)
 
 
 def _date(text: str) -> dt.date:
+    """A day, or an hour (``2025-06-02T05``, ``2025-06-02T05:00``): the partition holding it,
+    in the use case's cadence, is the one meant."""
+    from mlops_pipeline.usecases.vocabulary import PARTITION_PATTERN
+
     try:
-        return dt.date.fromisoformat(text)
+        if not re.match(PARTITION_PATTERN, text):
+            raise ValueError(text)
+        return dt.datetime.fromisoformat(text) if "T" in text else dt.date.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"expected YYYY-MM-DD, or YYYY-MM-DDTHH[:MM] for an hour, got {text!r}"
+        ) from exc
 
 
 def _name(text: str) -> str:
@@ -81,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: from the label (two values: binary classification)",
     )
-    new.add_argument("--cadence", choices=["daily", "weekly"], default="daily")
+    new.add_argument(
+        "--cadence",
+        choices=["hourly", "daily", "weekly"],
+        default="daily",
+        help="one partition per hour, day or week (from Monday), UTC (default daily)",
+    )
     new.add_argument("--dataset", default=None, help="the landing dataset (default: NAME)")
     new.add_argument(
         "--dags-dir",
@@ -94,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name", type=_name)
 
     generate = for_one_usecase("generate", "write a partition of demo data to the landing zone")
-    generate.add_argument("--date", type=_date, required=True)
+    generate.add_argument("--date", type=_date, required=True, help=DATE_HELP)
     generate.add_argument("--scenario", choices=[s.value for s in Scenario], default="clean")
     generate.add_argument("--rows", type=int, default=None, help="rows (MLOPS_ROWS_PER_DAY)")
     generate.add_argument("--seed", type=int, default=7)
@@ -107,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--format", choices=["csv", "parquet"], default="csv")
 
     ingest = for_one_usecase("ingest", "validate and split one landed partition (no Airflow)")
-    ingest.add_argument("--date", type=_date, required=True)
+    ingest.add_argument("--date", type=_date, required=True, help=DATE_HELP)
 
     serve = for_one_usecase("serve", "run the use case's model server (champion alias)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -177,6 +195,7 @@ def _new_usecase(args: argparse.Namespace, settings: Settings) -> int:
     )
     kinds = ", ".join(f"{c} ({k})" for c, k in written.columns.items())
     landing = storage.partition_dir(settings.for_usecase(args.name).landing_dir, dt.date.today())
+    key = "YYYY-MM-DDTHH" if args.cadence == Cadence.HOURLY else "YYYY-MM-DD"
     print(f"Wrote {written.declaration} ({written.task.value}): {kinds}")
     print(f"Wrote {written.dag_file} (its DAGs: {args.name}__ingest, __train, ...)")
     for note in written.notes:
@@ -185,8 +204,8 @@ def _new_usecase(args: argparse.Namespace, settings: Settings) -> int:
         "Next:\n"
         f"  edit the description (and the value sets, ranges) in {written.declaration}\n"
         f"  mlops-pipeline check-usecase {args.name}\n"
-        f"  land each partition's file under {landing.parent}/date=YYYY-MM-DD/\n"
-        f"  mlops-pipeline ingest --usecase {args.name} --date YYYY-MM-DD   (or make airflow)"
+        f"  land each partition's file under {landing.parent}/date={key}/\n"
+        f"  mlops-pipeline ingest --usecase {args.name} --date {key}   (or make airflow)"
     )
     return 0
 

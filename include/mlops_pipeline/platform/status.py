@@ -12,6 +12,7 @@ from typing import Any
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data import storage
 from mlops_pipeline.usecases.loader import declared_usecases
+from mlops_pipeline.usecases.vocabulary import partition_key
 
 
 def _partitions(root: Path, limit: int) -> list[dict[str, Any]]:
@@ -20,7 +21,7 @@ def _partitions(root: Path, limit: int) -> list[dict[str, Any]]:
         manifest = storage.read_manifest(storage.partition_dir(root, day)) or {}
         rows.append(
             {
-                "date": day.isoformat(),
+                "date": partition_key(day),
                 "status": manifest.get("status"),
                 "rows_valid": manifest.get("rows_valid"),
                 "rows_quarantined": manifest.get("rows_quarantined"),

@@ -254,6 +254,9 @@ def _column_encoding(encode: Any, ordinal_type: type[Any], spec: UseCaseSpec) ->
             if not identity:
                 raise UnsupportedModel("expected the remaining columns passed through")
             rest += chosen
+        elif not len(chosen):
+            # A transformer given no columns (a model without category inputs) is never fitted.
+            continue
         elif isinstance(transformer, ordinal_type) and not categorical:
             if not (transformer.handle_unknown == "use_encoded_value") or not np.isnan(
                 transformer.unknown_value

@@ -35,6 +35,7 @@ from mlops_pipeline.training.model_card import (
     render_markdown,
     shap_summary,
 )
+from mlops_pipeline.usecases.vocabulary import partition_key
 
 if TYPE_CHECKING:
     from mlops_pipeline.usecases.spec import UseCaseSpec
@@ -175,7 +176,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
     trained = train_model(spec, training_set.frame)
     timings["fit_calibrate_evaluate"] = time.perf_counter() - mark
 
-    window = f"{window_start.isoformat()}..{request.window_end.isoformat()}"
+    window = f"{partition_key(window_start)}..{spec.cadence.key(request.window_end)}"
     version_of_data = data_version(training_set.partitions)
     prefix = registry.TAG_PREFIX
     tags = {
@@ -190,7 +191,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
         f"{prefix}feature_service": spec.features.service,
         f"{prefix}feature_views": ",".join(spec.feature_views),
         f"{prefix}data_window": window,
-        f"{prefix}data_window_end": request.window_end.isoformat(),
+        f"{prefix}data_window_end": spec.cadence.key(request.window_end),
         f"{prefix}data_version": version_of_data,
         f"{prefix}trigger_reason": request.reason,
         f"{prefix}serialization": "skops",
@@ -294,7 +295,7 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
 
     mark = time.perf_counter()
     name = spec.model_name
-    registry.ensure_registered_model(tracking, spec)
+    registry.ensure_registered_model(tracking, settings)
     # The model id too: a tracking server refuses a `models:/m-...` source named by run alone.
     version = tracking.create_model_version(
         name, source=info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id

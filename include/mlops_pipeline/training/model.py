@@ -20,6 +20,7 @@ import pandas as pd
 
 from mlops_pipeline.failures import PermanentFailure, SpecError
 from mlops_pipeline.usecases.spec import Kind
+from mlops_pipeline.usecases.vocabulary import Cadence, partition_from_key, partition_key
 
 if TYPE_CHECKING:
     from mlops_pipeline.usecases.spec import UseCaseSpec
@@ -65,18 +66,19 @@ class Split:
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
-    # The partitions of each part, each named by its first day (the cadence's partition_of).
+    # The partitions of each part, each named by its start (the cadence's partition_of).
     train_partitions: list[dt.date]
     validation_partitions: list[dt.date]
     test_partitions: list[dt.date]
     partition_length: dt.timedelta = dt.timedelta(days=1)
 
     def windows(self) -> dict[str, str]:
-        """First..last day of each part (a weekly partition ends six days after its name)."""
-        last_day = self.partition_length - dt.timedelta(days=1)
+        """First..last day (hourly: hour) of each part (a weekly partition ends six days after
+        its name)."""
+        last = self.partition_length - min(self.partition_length, dt.timedelta(days=1))
 
         def span(partitions: list[dt.date]) -> str:
-            return f"{partitions[0].isoformat()}..{(partitions[-1] + last_day).isoformat()}"
+            return f"{partition_key(partitions[0])}..{partition_key(partitions[-1] + last)}"
 
         return {
             "train": span(self.train_partitions),
@@ -90,8 +92,13 @@ def split_by_time(spec: UseCaseSpec, frame: pd.DataFrame) -> Split:
     ``validation_partitions`` before them validate, all earlier ones train. No partition is in
     two parts."""
     declared = spec.training.split
-    partition_of_row = frame[spec.timestamp].dt.date.map(spec.cadence.partition_of)
-    partitions = sorted(partition_of_row.unique())
+    # Keys, not dates: pandas would turn hourly partitions (datetimes) into numpy values.
+    cadence = spec.cadence
+    timestamps = frame[spec.timestamp]
+    moments = timestamps.dt.floor("h") if cadence is Cadence.HOURLY else timestamps.dt.date
+    partition_of_row = moments.map(cadence.key)
+    keys = sorted(partition_of_row.unique())  # keys sort in time order
+    partitions = [partition_from_key(key) for key in keys]
     needed = declared.partitions_needed
     if len(partitions) < needed:
         raise TrainingDataError(
@@ -104,7 +111,9 @@ def split_by_time(spec: UseCaseSpec, frame: pd.DataFrame) -> Split:
     validation = partitions[-held_out : -declared.test_partitions]
     train = partitions[:-held_out]
     parts = {
-        name: frame.loc[partition_of_row.isin(part).to_numpy()].reset_index(drop=True)
+        name: frame.loc[
+            partition_of_row.isin({partition_key(p) for p in part}).to_numpy()
+        ].reset_index(drop=True)
         for name, part in (("train", train), ("validation", validation), ("test", test))
     }
     minimum = spec.training.min_train_rows

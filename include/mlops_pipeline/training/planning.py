@@ -13,6 +13,7 @@ from typing import Any
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.deployment import registry
+from mlops_pipeline.usecases.vocabulary import Cadence, partition_from_key, partition_key
 
 
 @dataclass
@@ -46,7 +47,7 @@ def plan_training(
     partitions to split; drift and manual requests always train (and fail loudly if the data
     cannot support them)."""
     if reason != FEATURES_REASON:
-        return TrainingPlan(True, f"requested: {reason}", window_end.isoformat(), reason)
+        return TrainingPlan(True, f"requested: {reason}", partition_key(window_end), reason)
     spec = settings.spec
     unit = f"{spec.cadence.value} partition(s)"
     if partitions_available is not None and partitions_available < partitions_needed:
@@ -54,9 +55,9 @@ def plan_training(
             f"waiting for data: {partitions_available} of {partitions_needed} validated "
             f"{unit} in the window"
         )
-        return TrainingPlan(False, why, window_end.isoformat(), reason)
+        return TrainingPlan(False, why, partition_key(window_end), reason)
     if last_window_end is None:
-        return TrainingPlan(True, "no trained version yet", window_end.isoformat(), reason)
+        return TrainingPlan(True, "no trained version yet", partition_key(window_end), reason)
     cadence = spec.cadence
     moved = (cadence.partition_of(window_end) - cadence.partition_of(last_window_end)) // (
         cadence.length
@@ -66,7 +67,7 @@ def plan_training(
         f"data window moved {moved} {unit} since the last trained version "
         f"(training.retrain_every_partitions {every})"
     )
-    return TrainingPlan(moved >= every, why, window_end.isoformat(), reason)
+    return TrainingPlan(moved >= every, why, partition_key(window_end), reason)
 
 
 def last_trained_window_end(settings: Settings) -> dt.date | None:
@@ -85,7 +86,7 @@ def last_trained_window_end(settings: Settings) -> dt.date | None:
     if not versions:
         return None
     value = versions[0].tags.get(f"{registry.TAG_PREFIX}data_window_end")
-    return dt.date.fromisoformat(value) if value else None
+    return partition_from_key(value) if value else None
 
 
 def trigger_from_events(
@@ -93,11 +94,12 @@ def trigger_from_events(
     manual_window_end: str | None,
     manual_reason: str,
     run_after: dt.date,
+    cadence: Cadence = Cadence.DAILY,
 ) -> tuple[dt.date, str]:
     """(window end, reason) for a run, from the triggering asset events' extras keyed by kind
     (``retrain_requested``: drift, ``features_online``: fresh features): drift requests win
-    over feature updates; a manual run trains up to its ``window_end`` or the day before it
-    runs."""
+    over feature updates; a manual run trains up to its ``window_end`` or the last partition
+    of ``cadence`` completed before it runs."""
     drift = extras_by_kind.get(RETRAIN_REQUESTED) or []
     features = extras_by_kind.get(FEATURES_ONLINE) or []
     if drift:
@@ -110,7 +112,9 @@ def trigger_from_events(
         days = [manual_window_end] if manual_window_end else []
         reason = manual_reason
     window_end = (
-        max(dt.date.fromisoformat(d) for d in days) if days else run_after - dt.timedelta(days=1)
+        max(cadence.parse(d) for d in days)
+        if days
+        else cadence.partition_of(run_after) - cadence.length
     )
     return window_end, reason
 
@@ -125,4 +129,5 @@ def validated_partitions_in_window(
     spec = settings.spec
     count = window_partitions or spec.training.split.window_partitions
     start = spec.cadence.partitions_back(window_end, count)
+    window_end = spec.cadence.partition_of(window_end)
     return sum(start <= day <= window_end for day in storage.partition_days(settings.lake_dir))

@@ -179,8 +179,7 @@ class UseCaseSpec(Strict):
     dataset: str = Field(pattern=NAME_PATTERN, description="The landing dataset's name.")
     cadence: Cadence = Field(
         default=Cadence.DAILY,
-        description="Partition cadence: daily or weekly (hourly is declared but not yet "
-        "supported by the stages, which name partitions by date).",
+        description="Partition cadence: hourly, daily or weekly (weeks from Monday 00:00 UTC).",
     )
     columns: dict[str, ColumnSpec] = Field(min_length=3)
     features: FeaturesSpec
@@ -196,8 +195,6 @@ class UseCaseSpec(Strict):
     def _cross_checks(self) -> UseCaseSpec:
         problems: list[str] = []
         columns = self.columns
-        if self.cadence is Cadence.HOURLY:
-            problems.append("cadence: hourly partitions are not supported yet (daily, weekly)")
         for name, column in columns.items():
             problems += [f"columns.{name}: {problem}" for problem in column.problems()]
 

@@ -1,14 +1,19 @@
-"""The vocabulary of a use-case declaration: task types, column kinds, partition cadences, and
-the strict base every declaration section derives from."""
+"""The vocabulary of a use-case declaration: task types, column kinds, partition cadences (and
+the keys naming their partitions), and the strict base every declaration section derives
+from."""
 
 from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+HOUR_KEY_FORMAT = "%Y-%m-%dT%H"
+# What a partition may be given as (a parameter, ``--date``): a day, or an hour of a day.
+PARTITION_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2})?)?$"
 
 
 class Kind(StrEnum):
@@ -39,16 +44,48 @@ class Cadence(StrEnum):
             Cadence.WEEKLY: dt.timedelta(weeks=1),
         }[self]
 
-    def partition_of(self, day: dt.date) -> dt.date:
-        """The partition a calendar day belongs to, named by its first day (weeks: Monday)."""
+    def partition_of(self, moment: dt.date) -> dt.date:
+        """The partition holding ``moment``, named by its start (UTC): a daily partition by its
+        day, a weekly one by its Monday, an hourly one by a naive ``dt.datetime`` at its hour.
+
+        A ``dt.datetime`` is a ``dt.date``, so one type names the partitions of every cadence;
+        an aware moment is converted to UTC first, a plain day of an hourly cadence means its
+        first hour."""
+        # Plain ``date``/``datetime`` values out, whatever subclass came in (Airflow's pendulum).
+        hour = 0
+        if isinstance(moment, dt.datetime):
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(dt.UTC)
+            hour = moment.hour
+        day = dt.date(moment.year, moment.month, moment.day)
+        if self is Cadence.HOURLY:
+            return dt.datetime(day.year, day.month, day.day, hour)
         if self is Cadence.WEEKLY:
             return day - dt.timedelta(days=day.weekday())
         return day
 
     def partitions_back(self, end: dt.date, count: int) -> dt.date:
         """The first partition of the ``count`` partitions ending with ``end``'s partition."""
-        step = 7 if self is Cadence.WEEKLY else 1
-        return self.partition_of(end) - dt.timedelta(days=step * (count - 1))
+        return self.partition_of(end) - self.length * (count - 1)
+
+    def start(self, partition: dt.date) -> dt.datetime:
+        """The aware UTC instant the partition holding ``partition`` starts at."""
+        first = self.partition_of(partition)
+        if not isinstance(first, dt.datetime):
+            first = dt.datetime.combine(first, dt.time())
+        return first.replace(tzinfo=dt.UTC)
+
+    def key(self, partition: dt.date) -> str:
+        """The name of the partition holding ``partition`` (see ``partition_key``)."""
+        return partition_key(self.partition_of(partition))
+
+    def parse(self, text: str) -> dt.date:
+        """The partition holding the moment ``text`` names: a key, an ISO date or date-time
+        (``2025-06-02``, ``2025-06-02T05``, ``2025-06-02T05:00``). Raises ``ValueError``."""
+        text = text.strip()
+        if len(text) > len("YYYY-MM-DD"):
+            return self.partition_of(dt.datetime.fromisoformat(text))
+        return self.partition_of(dt.date.fromisoformat(text))
 
     @property
     def cron(self) -> str:
@@ -58,6 +95,44 @@ class Cadence(StrEnum):
             Cadence.DAILY: "0 0 * * *",
             Cadence.WEEKLY: "0 0 * * 1",
         }[self]
+
+
+def partition_key(partition: dt.date) -> str:
+    """A partition's name in folders, manifests and reports: ``YYYY-MM-DD`` for a day or a week,
+    ``YYYY-MM-DDTHH`` for an hour (no ``:``, which paths and Hive keys avoid)."""
+    if isinstance(partition, dt.datetime):
+        return partition.strftime(HOUR_KEY_FORMAT)
+    return partition.isoformat()
+
+
+def partition_seed(partition: dt.date) -> int:
+    """A number for seeding what is drawn per partition: a day's ordinal, or the hour's count
+    from the same origin (daily draws stay as they were)."""
+    if isinstance(partition, dt.datetime):
+        return partition.toordinal() * 24 + partition.hour
+    return partition.toordinal()
+
+
+def partition_from_key(key: str) -> dt.date:
+    """The partition ``partition_key`` named ``key``. Raises ``ValueError``."""
+    if "T" in key:
+        return Cadence.HOURLY.partition_of(dt.datetime.fromisoformat(key))
+    return dt.date.fromisoformat(key)
+
+
+def _partition_value(value: object) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        return partition_from_key(value)
+    raise ValueError(f"a partition is a date, a datetime or its key, not {value!r}")
+
+
+# A partition in a record (pydantic): written as its key, so an hourly one keeps its hour (a
+# ``dt.date`` field would drop it) and a daily one reads as before.
+PartitionField = Annotated[
+    dt.date, PlainValidator(_partition_value), PlainSerializer(partition_key, when_used="json")
+]
 
 
 class Strict(BaseModel):

@@ -36,7 +36,7 @@ def ingest_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
         def wait_for_landing_file(data_interval_start=None) -> PokeReturnValue:
             from mlops_pipeline.data.storage import find_landing_file
 
-            path = find_landing_file(run_settings(name), data_interval_start.date())
+            path = find_landing_file(run_settings(name), data_interval_start)
             return PokeReturnValue(is_done=path is not None, xcom_value=str(path) if path else None)
 
         # Transient faults (a full disk, a flaky mount) retry; a rejected batch fails at once.
@@ -45,7 +45,7 @@ def ingest_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
         def validate_and_split(landing_file: Pulled, data_interval_start=None, outlet_events=None):
             from mlops_pipeline.data.ingestion import ingest_day
 
-            report = ingest_day(run_settings(name), data_interval_start.date())
+            report = ingest_day(run_settings(name), data_interval_start)
             outlet_events[validated].extra = report.asset_extra
             return report.asset_extra
 

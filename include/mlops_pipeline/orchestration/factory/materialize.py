@@ -4,8 +4,6 @@ partitions into the online store, then emit ``features_online``.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG, Param, dag, task
 
 from mlops_pipeline.config import Settings
@@ -15,6 +13,7 @@ from mlops_pipeline.orchestration.factory.defaults import Pulled, dag_arguments,
 from mlops_pipeline.orchestration.failures import fail_fast
 from mlops_pipeline.orchestration.retry_policy import retrying_tasks
 from mlops_pipeline.usecases.loader import UseCase
+from mlops_pipeline.usecases.vocabulary import PARTITION_PATTERN, partition_key
 
 
 def materialize_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
@@ -28,9 +27,9 @@ def materialize_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) ->
             "dates": Param(
                 [],
                 type="array",
-                items={"type": "string", "format": "date"},
+                items={"type": "string", "pattern": PARTITION_PATTERN},
                 description="Partitions to materialize on a manual run (asset-triggered runs "
-                "use the triggering events).",
+                "use the triggering events): days, or hours as YYYY-MM-DDTHH.",
             )
         },
         **dag_arguments(spec, "materialize", ["features", "feast"]),
@@ -48,10 +47,11 @@ def materialize_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) ->
         def days_to_materialize(triggering_asset_events=None, params=None) -> list[str]:
             from mlops_pipeline.features.materialization import days_from_asset_extras
 
+            cadence = run_settings(name).spec.cadence
             extras = [{"date": day} for day in (params or {}).get("dates") or []]
             for events in (triggering_asset_events or {}).values():
                 extras += [dict(event.extra or {}) for event in events]
-            return [day.isoformat() for day in days_from_asset_extras(extras)]
+            return [partition_key(day) for day in days_from_asset_extras(extras, cadence)]
 
         @task(multiple_outputs=False)
         @fail_fast()
@@ -62,7 +62,7 @@ def materialize_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) ->
             )
 
             settings = run_settings(name)
-            days_of = [dt.date.fromisoformat(d) for d in days]
+            days_of = [settings.spec.cadence.parse(d) for d in days]
             start, end = days_interval(days_of, settings.spec.cadence)
             return materialize_interval(settings, start, end).to_dict()
 
@@ -72,7 +72,8 @@ def materialize_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) ->
             from mlops_pipeline.features.materialization import check_online
 
             settings = run_settings(name)
-            checks = [check_online(settings, dt.date.fromisoformat(d)).to_dict() for d in days]
+            cadence = settings.spec.cadence
+            checks = [check_online(settings, cadence.parse(d)).to_dict() for d in days]
             extra = {"dates": days, "start": materialized["start"], "end": materialized["end"]}
             outlet_events[online].extra = extra
             return {**extra, "checks": checks}

@@ -4,8 +4,6 @@ enough, emit ``retrain_requested``.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG, CronTriggerTimetable, Param, dag, task
 
 from mlops_pipeline.config import Settings
@@ -19,7 +17,9 @@ from mlops_pipeline.orchestration.factory.defaults import (
 )
 from mlops_pipeline.orchestration.failures import fail_fast
 from mlops_pipeline.orchestration.retry_policy import retrying_tasks
+from mlops_pipeline.orchestration.schedules import drift_schedule
 from mlops_pipeline.usecases.loader import UseCase
+from mlops_pipeline.usecases.vocabulary import PARTITION_PATTERN
 
 
 def monitor_drift_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
@@ -29,7 +29,7 @@ def monitor_drift_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) 
         # The interval makes each run's data interval end at its trigger time; the partition
         # checked is the last one completed by then.
         schedule=CronTriggerTimetable(
-            settings.drift_schedule, timezone="UTC", interval=spec.cadence.length
+            drift_schedule(settings, spec.cadence), timezone="UTC", interval=spec.cadence.length
         ),
         doc_md=dag_docs.monitor_drift_doc(spec, settings, assets),
         default_args=retrying_tasks(spec.owner),
@@ -37,9 +37,9 @@ def monitor_drift_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) 
             "date": Param(
                 None,
                 type=["null", "string"],
-                format="date",
-                description="Partition to check (default: the last one completed before the "
-                "run's data interval ends).",
+                pattern=PARTITION_PATTERN,
+                description="Partition to check, a day or an hour as YYYY-MM-DDTHH (default: "
+                "the last one completed before the run's data interval ends).",
             )
         },
         **dag_arguments(spec, "monitor_drift", ["monitoring", "drift", "evidently"]),
@@ -54,9 +54,9 @@ def monitor_drift_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) 
             settings = run_settings(name)
             cadence = settings.spec.cadence
             night = (
-                dt.date.fromisoformat(params["date"])
+                cadence.parse(params["date"])
                 if params["date"]
-                else cadence.partition_of(data_interval_end.date()) - cadence.length
+                else cadence.partition_of(data_interval_end) - cadence.length
             )
             record = run_nightly_check(settings, night, run_reference(dag_run))
             decision = record.decision

@@ -4,8 +4,6 @@ and register a challenger (emitting ``challenger``).
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG, Param, dag, task
 
 from mlops_pipeline.config import Settings
@@ -15,6 +13,7 @@ from mlops_pipeline.orchestration.factory.defaults import Pulled, dag_arguments,
 from mlops_pipeline.orchestration.failures import fail_fast
 from mlops_pipeline.orchestration.retry_policy import retrying_tasks
 from mlops_pipeline.usecases.loader import UseCase
+from mlops_pipeline.usecases.vocabulary import PARTITION_PATTERN
 
 
 def train_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
@@ -28,9 +27,9 @@ def train_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
             "window_end": Param(
                 None,
                 type=["null", "string"],
-                format="date",
-                description="Last partition of the training window on a manual run (default: "
-                "the one before the run).",
+                pattern=PARTITION_PATTERN,
+                description="Last partition of the training window on a manual run, a day or "
+                "an hour as YYYY-MM-DDTHH (default: the one before the run).",
             ),
             "reason": Param("manual", type="string", description="Why this model is trained."),
         },
@@ -42,6 +41,7 @@ def train_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
         def training_due(triggering_asset_events=None, params=None, dag_run=None) -> dict | bool:
             from mlops_pipeline.training import planning
 
+            settings = run_settings(name)
             # The training job reads the events by kind (`retrain_requested`,
             # `features_online`), not by this use case's asset names.
             extras: dict[str, list[dict]] = {}
@@ -49,9 +49,12 @@ def train_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
                 kind = assets.kind_of(key.name)
                 extras.setdefault(kind, []).extend(dict(event.extra or {}) for event in events)
             window_end, reason = planning.trigger_from_events(
-                extras, params["window_end"], params["reason"], dag_run.run_after.date()
+                extras,
+                params["window_end"],
+                params["reason"],
+                dag_run.run_after,
+                settings.spec.cadence,
             )
-            settings = run_settings(name)
             decision = planning.plan_training(
                 settings,
                 window_end,
@@ -67,9 +70,10 @@ def train_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
         @fail_fast()
         def train(due: Pulled, dag_run=None, outlet_events=None) -> dict:
             from mlops_pipeline.training.job import TrainingRequest, train_and_register
+            from mlops_pipeline.usecases.vocabulary import partition_from_key
 
             request = TrainingRequest(
-                window_end=dt.date.fromisoformat(due["window_end"]),
+                window_end=partition_from_key(due["window_end"]),
                 reason=due["reason"],
                 dag_id=dag_run.dag_id,
                 run_id=dag_run.run_id,

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_pipeline.config import Settings
+from mlops_pipeline.usecases.vocabulary import partition_key
 
 # One partition loses a few rows to quarantine and still passes; one is broken and fails whole.
 DEMO_SCENARIOS = {2: "out_of_range", 4: "schema_break"}
-# Lands the partition holding a day (settings, day, scenario): the demo generates it.
+# Lands the partition holding a day or an hour (settings, partition, scenario): the demo
+# generates it.
 Lander = Callable[[Settings, dt.date, str], None]
 
 
@@ -142,7 +144,7 @@ def _run_partition(
         return f"v{version} {'promoted' if promoted else 'rejected'}"
 
     ingested = recorded(airflow_runner.run_partition(dag_id(name, "ingest"), day))
-    row: dict[str, Any] = {"date": day.isoformat(), "scenario": scenario}
+    row: dict[str, Any] = {"date": partition_key(day), "scenario": scenario}
     models, drift_share, retrain = [], "-", "-"
     if str(ingested.state) == "success":
         # What the validated data triggers: materialize the partition.

@@ -1,8 +1,9 @@
 """Supervision of the local stack's processes: start each in its own session with its log, notice
-one exiting, and stop them all, children included."""
+one exiting, see what they listen on, and stop them all, children included."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -53,6 +54,35 @@ def check_alive(components: Iterable[Component]) -> None:
             raise StackError(
                 f"{component.name} exited ({code}); log {component.log_path}:\n" + component.tail()
             )
+
+
+def exposed_sockets(components: Iterable[Component]) -> list[str]:
+    """``<component>: <address>:<port>`` for every TCP socket a component (or a child of it)
+    listens on beyond the loopback interface."""
+    import psutil
+
+    exposed = []
+    for component in components:
+        if component.process is None:
+            continue
+        for process in _descendants([component.process.pid]):
+            try:
+                sockets = process.net_connections(kind="tcp")  # type: ignore[attr-defined]
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            exposed += [
+                f"{component.name}: {s.laddr.ip}:{s.laddr.port}"
+                for s in sockets
+                if s.status == psutil.CONN_LISTEN and not _loopback(s.laddr.ip)
+            ]
+    return sorted(set(exposed))
+
+
+def _loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def _descendants(pids: Iterable[int]) -> list[object]:

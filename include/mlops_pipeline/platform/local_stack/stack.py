@@ -24,10 +24,19 @@ from mlops_pipeline.platform.local_stack.environment import (
     airflow_environment,
     project_dag_ids,
 )
-from mlops_pipeline.platform.local_stack.processes import Component, check_alive, stop_all
+from mlops_pipeline.platform.local_stack.processes import (
+    Component,
+    check_alive,
+    exposed_sockets,
+    stop_all,
+)
 from mlops_pipeline.usecases.loader import declared_usecases
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Airflow's log server (`serve-logs`, started by the scheduler and the triggerer) listens on
+# every interface, with no setting for its host. Here every component shares one log folder,
+# which the api-server reads directly, so the log servers are not started at all.
+WITHOUT_LOG_SERVER = {"scheduler", "triggerer"}
 # /api/v2/monitor/health names these; the api-server answering is the fourth.
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
@@ -59,7 +68,11 @@ class LocalStack:
         bin_dir = Path(sys.executable).parent
         airflow = str(bin_dir / "airflow")
         self.components = [
-            Component(name, [airflow, name], self.log_dir / f"{name}.log")
+            Component(
+                name,
+                [airflow, name, *(["--skip-serve-logs"] if name in WITHOUT_LOG_SERVER else [])],
+                self.log_dir / f"{name}.log",
+            )
             for name in AIRFLOW_COMPONENTS
         ]
         self.components += [
@@ -148,6 +161,7 @@ class LocalStack:
             component.start(child_env, cwd=REPO)
         try:
             self.wait_ready(timeout)
+            self.check_loopback()
             self.unpause_dags(timeout)
             self.warm_up()
         except BaseException:
@@ -157,6 +171,13 @@ class LocalStack:
     def check_alive(self) -> None:
         """``StackError`` when a component has exited."""
         check_alive(self.components)
+
+    def check_loopback(self) -> None:
+        """``StackError`` when a component listens beyond 127.0.0.1 (the stack is for this
+        machine only)."""
+        exposed = exposed_sockets(self.components)
+        if exposed:
+            raise StackError("listening beyond the loopback interface: " + ", ".join(exposed))
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -55,6 +55,7 @@ def view_state(
     records in full and the links the page shows."""
     from mlops_pipeline.monitoring.records import REPORT, night_dir
     from mlops_pipeline.platform.status import platform_status
+    from mlops_pipeline.usecases.vocabulary import partition_from_key
 
     state = platform_status(settings, nights)
     state["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -62,7 +63,7 @@ def view_state(
     ingestion["data_docs_url"] = report_link(settings, Path(ingestion["data_docs"]))
     monitoring = state.setdefault("monitoring", {})
     for night in monitoring.get("nights", []):
-        day = dt.date.fromisoformat(night["night"])
+        day = partition_from_key(night["night"])
         night["report_url"] = report_link(settings, night_dir(settings, day) / REPORT)
     models = state["models"]
     champion = models["aliases"].get("champion")

@@ -33,8 +33,6 @@ def draft_declaration(
             f"name: {name!r} must be lower-case letters, digits and _ (starting with a letter, "
             "at most 40 characters)"
         )
-    if cadence is Cadence.HOURLY:
-        raise ScaffoldError("--cadence: hourly partitions are not supported yet (daily, weekly)")
     given = {"--entity": entity_key, "--timestamp": timestamp, "--label": label}
     for option, column in given.items():
         require_column(table, column, option)
@@ -68,7 +66,8 @@ def draft_declaration(
         }
     else:
         serving = {"score_field": _free(f"predicted_{slug}", columns)}
-    ttl_days = cadence.length.days * TTL_PARTITIONS
+    ttl = cadence.length * TTL_PARTITIONS
+    ttl_text = f"P{ttl.days}D" if ttl.days else f"PT{ttl.seconds // 3600}H"
     declaration: dict[str, Any] = {
         "name": name,
         "description": f"Predicts {label} per {entity_name}. TODO: what the model is for, who "
@@ -83,7 +82,7 @@ def draft_declaration(
         "columns": columns,
         "features": {
             "views": {
-                f"{name}_features": {"ttl": f"P{ttl_days}D", "features": features},
+                f"{name}_features": {"ttl": ttl_text, "features": features},
             },
             "service": f"{name}_v1",
             "service_description": f"Features of the {name} model, version 1.",
