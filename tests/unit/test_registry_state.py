@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 
@@ -11,12 +12,15 @@ from mlops_pipeline.deployment.registry_state import RegistryMissing
 
 
 def test_the_marker_keeps_no_credentials_and_only_grows(settings):
-    remote = settings.replace(mlflow_tracking_uri="https://ops:s3cret@mlflow.example:5000/x")
+    password = secrets.token_hex(8)
+    remote = settings.replace(
+        mlflow_tracking_uri="https://ops:" + password + "@mlflow.example:5000/x"
+    )
     registry_state.record_models(remote, ["b"])
     registry_state.record_models(remote, ["a", "b"])
     registry_state.record_models(settings, ["c"])
     text = registry_state.marker_path(settings).read_text()
-    assert "s3cret" not in text and "ops@" not in text
+    assert password not in text and "ops@" not in text
     assert json.loads(text) == {
         "https://mlflow.example:5000/x": ["a", "b"],
         settings.tracking_uri: ["c"],
