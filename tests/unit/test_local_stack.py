@@ -162,3 +162,38 @@ def test_a_component_listening_beyond_loopback_stops_the_stack(settings, tmp_pat
         stack.check_loopback()
     finally:
         stop_all([local, exposed], timeout=5)
+
+
+def test_the_warm_up_asks_again_after_a_server_error():
+    """The api-server's first MLOps view request can hit CPython 3.11's concurrent-compile race
+    (gh-106905): the warm-up asks again instead of failing the whole stack."""
+    import http.server
+    import threading
+    import types
+
+    from mlops_pipeline.platform.local_stack.stack import LocalStack
+
+    answers = iter([500, 200])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            self.send_response(next(answers))
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        stack = types.SimpleNamespace(
+            airflow_url=f"http://127.0.0.1:{server.server_port}",
+            usecases=["any"],
+            token=lambda: "t",
+        )
+        LocalStack.warm_up(stack)  # raises if the second answer were not taken
+        assert next(answers, None) is None
+    finally:
+        server.shutdown()

@@ -41,6 +41,10 @@ WITHOUT_LOG_SERVER = {"scheduler", "triggerer"}
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 
+# See ``LocalStack.warm_up``.
+WARM_UP_ATTEMPTS = 3
+
+
 class LocalStack:
     """The processes of the local platform. ``start()`` returns when everything answers;
     ``stop()`` (also on leaving the ``with`` block) ends them all."""
@@ -248,12 +252,19 @@ class LocalStack:
                     time.sleep(2)
 
     def warm_up(self) -> None:
-        """Ask the MLOps view once: its first request imports MLflow in the api-server."""
-        answer = httpx.get(
-            f"{self.airflow_url}/mlops/api/{self.usecases[0]}/status",
-            headers={"Authorization": f"Bearer {self.token()}"},
-            timeout=180,
-        )
+        """Ask the MLOps view once: its first request imports MLflow and Feast in the
+        api-server. CPython 3.11 before 3.11.9 can fail that first import with "AST constructor
+        recursion depth mismatch" when another thread compiles at the same time (gh-106905;
+        Feast's typeguard decorators compile at import), so a 5xx is asked again, twice."""
+        for attempt in range(WARM_UP_ATTEMPTS):
+            answer = httpx.get(
+                f"{self.airflow_url}/mlops/api/{self.usecases[0]}/status",
+                headers={"Authorization": f"Bearer {self.token()}"},
+                timeout=180,
+            )
+            if answer.status_code < 500 or attempt == WARM_UP_ATTEMPTS - 1:
+                break
+            print(f"MLOps view warm-up answered {answer.status_code}; asking again", flush=True)
         answer.raise_for_status()
 
     def stop(self, timeout: float = 20.0) -> None:
