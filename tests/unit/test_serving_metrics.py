@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mlops_pipeline.serving.metrics import forget_dead_workers
+from mlops_pipeline.serving.metrics import MULTIPROCESS_DIR_ENV, forget_dead_workers
 from tests.conftest import prometheus_samples
 
 
@@ -32,6 +32,56 @@ def test_gauges_of_dead_workers_are_forgotten_and_live_ones_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f"gauge_livemax_{os.getpid()}.db", f"counter_{dead}.db", f"histogram_{dead}.db"]
     )
+
+
+def _dead_pid() -> int:
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(finished.stdout)
+
+
+def test_a_gauge_another_server_removes_first_is_not_an_error(tmp_path, monkeypatch):
+    """Two servers starting in one directory both clean up the same dead worker."""
+    import prometheus_client.multiprocess as multiprocess
+
+    dead = _dead_pid()
+    (tmp_path / f"gauge_livemax_{dead}.db").write_bytes(b"")
+    remove = multiprocess.os.remove
+
+    def removed_by_the_other_server_first(path):
+        remove(path)
+        remove(path)  # this server's own removal, now of a file that is gone
+
+    monkeypatch.setattr(multiprocess.os, "remove", removed_by_the_other_server_first)
+    forget_dead_workers(str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_worker_keeps_its_values_apart_from_an_inherited_shared_directory(
+    tmp_path, monkeypatch
+):
+    import uvicorn
+
+    import mlops_pipeline.serving.app as app_module
+    from mlops_pipeline.config import Settings
+    from mlops_pipeline.serving.server import serve
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "counter_1.db").write_bytes(b"")  # another server's values
+    monkeypatch.setenv(MULTIPROCESS_DIR_ENV, str(shared))
+    seen: dict[str, str] = {}
+    monkeypatch.setattr(app_module, "create_app", lambda settings: "app")
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, **kwargs: seen.update(dir=os.environ[MULTIPROCESS_DIR_ENV])
+    )
+    serve(Settings(home=tmp_path / "home", usecase="churn"), "127.0.0.1", 0, workers=1)
+    assert seen["dir"] == str(shared / "churn")
+    assert (shared / "counter_1.db").exists()
 
 
 def test_served_versions_are_those_some_worker_still_serves():

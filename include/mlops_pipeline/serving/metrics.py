@@ -9,6 +9,7 @@ so whether values live in files is read off prometheus_client itself, not off th
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -109,7 +110,9 @@ def forget_dead_workers(directory: str) -> None:
     for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
         match = re.search(r"_(\d+)\.db$", path)
         if match and not _alive(int(match.group(1))):
-            mark_process_dead(int(match.group(1)), directory)
+            # Another server starting in the same directory may be removing the same files.
+            with contextlib.suppress(FileNotFoundError):
+                mark_process_dead(int(match.group(1)), directory)
 
 
 def _alive(pid: int) -> bool:

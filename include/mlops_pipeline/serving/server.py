@@ -36,16 +36,23 @@ def serve(settings: Settings, host: str, port: int, workers: int | None = None) 
     # One request scores a handful of rows: OpenMP threads in the gradient-boosted trees only
     # add start-up cost per call, and N workers would each start a pool per core.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if workers == 1:
+    if workers == 1 and not os.environ.get(MULTIPROCESS_DIR_ENV):
         from mlops_pipeline.serving.app import create_app
 
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
         return
+    # A directory inherited from the parent (an operator's, or the one importing Feast sets) may
+    # be shared with other servers: each use case keeps its values in a folder of its own.
     with _metrics_directory(settings.usecase_name) as directory:
+        os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
+        if workers == 1:
+            from mlops_pipeline.serving.app import create_app
+
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            return
         # The workers are new interpreters: they read these settings (the use case included)
         # from the environment.
         os.environ.update({**settings.to_env(), "MLOPS_USECASE": settings.usecase_name})
-        os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
         uvicorn.run(
             "mlops_pipeline.serving.app:app_from_environment",
             factory=True,
