@@ -230,7 +230,12 @@ def test_threshold_maximises_validation_f1():
     labels = rng.integers(0, 2, 500)
     scores = np.clip(labels * 0.3 + rng.random(500) * 0.7, 0, 1)
     chosen = choose_threshold(labels, scores)
-    best = max(classification_metrics(labels, scores, t)["f1"] for t in np.unique(scores))
+    # Every candidate's F1 with the decision rule of ``classification_metrics`` (score >= t),
+    # vectorised: the full metric set per candidate took half a minute.
+    candidates = np.unique(scores)
+    decisions = scores[None, :] >= candidates[:, None]
+    true_positives = (decisions & (labels == 1)).sum(axis=1)
+    best = float((2 * true_positives / (decisions.sum(axis=1) + labels.sum())).max())
     assert classification_metrics(labels, scores, chosen)["f1"] == pytest.approx(best)
 
 
