@@ -131,6 +131,11 @@ class Settings(BaseModel):
         description="Largest request body the model server reads; a larger one is answered "
         "413 unread. 0: 2 KiB per row of the use case's `serving.max_batch` plus 64 KiB.",
     )
+    serving_shadow: bool = Field(
+        default=False,
+        description="The model server also loads the `challenger` and scores every request "
+        "with it after answering with the champion (live shadow; its own log and metrics).",
+    )
     serving_url: str = Field(
         default="",
         description="Base URL of each use case's model server, for the post-promotion smoke "
@@ -255,6 +260,11 @@ class Settings(BaseModel):
     @property
     def predictions_dir(self) -> Path:
         return self.home / "predictions" / self.usecase_name
+
+    @property
+    def shadow_predictions_dir(self) -> Path:
+        """The live shadow's log: the challenger's scores of served requests."""
+        return self.home / "shadow_predictions" / self.usecase_name
 
     @property
     def feast_project(self) -> str:

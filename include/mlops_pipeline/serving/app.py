@@ -15,11 +15,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import BackgroundTasks, FastAPI, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mlops_pipeline.config import Settings, get_settings
+from mlops_pipeline.deployment import registry
 from mlops_pipeline.failures import UserCodeError
 from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.serving.champion import ChampionWatcher, LoadedModel
@@ -33,10 +34,17 @@ from mlops_pipeline.serving.payloads import (
 )
 from mlops_pipeline.serving.prediction_log import PredictionLog
 from mlops_pipeline.serving.schemas import UNKNOWN_ENTITY, schemas_for
+from mlops_pipeline.serving.shadow import LiveShadow
 from mlops_pipeline.usecases.spec import UseCaseSpec
 
 
-def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    watcher: ChampionWatcher | None = None,
+    shadow_watcher: ChampionWatcher | None = None,
+) -> FastAPI:
+    """The app of ``settings.spec``'s model server; ``watcher`` (of the champion) and
+    ``shadow_watcher`` (of the challenger, with ``serving_shadow``) default to the registry's."""
     spec = settings.spec
     schemas = schemas_for(spec)
     key = spec.entity.key
@@ -53,13 +61,18 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
     if watcher.current is not None:
         record_swap(None, watcher.current)
     store = OnlineStore(settings)
+    shadow = LiveShadow(settings, metrics, shadow_watcher) if settings.serving_shadow else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         watcher.start()
+        if shadow is not None:
+            shadow.start()
         store.open()  # a store that cannot be opened fails lookups and /ready, not inline
         yield
         watcher.stop()
+        if shadow is not None:
+            shadow.stop()
         store.close()
         log.close()
 
@@ -103,6 +116,7 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
             "threshold": model.threshold,
             "loaded_at": model.loaded_at,
             "run_id": model.run_id,
+            "shadow": _shadow_info(shadow),
         }
 
     @app.get("/metrics")
@@ -139,7 +153,10 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
     # Deliberately `async def`: a request is ~1 ms of CPU under the GIL (an online-store read
     # and a compiled model), so a thread-pool hop per request costs more than it could overlap.
     # Only the online read leaves the event loop, for its deadline (``online``).
-    async def predict(body: schemas.request) -> dict[str, Any]:  # type: ignore[name-defined]
+    async def predict(
+        body: schemas.request,  # type: ignore[name-defined]
+        background: BackgroundTasks,
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         model = _model()
         unknown: list[dict[str, Any]] = []
@@ -166,6 +183,9 @@ def create_app(settings: Settings, watcher: ChampionWatcher | None = None) -> Fa
                     prediction[decision_field] = decision  # type: ignore[index]
             metrics.predicted(scores, decisions)
             log.append(_log_records(spec, columns, ids, scores, decisions, model.version, source))
+            if shadow is not None:
+                # After the response is sent: the answer never waits for the shadow.
+                background.add_task(shadow.score, columns, ids, model, scores, source)
         metrics.predict_latency.observe(time.perf_counter() - started)
         return {
             "model_name": model.name,
@@ -211,6 +231,18 @@ def _log_records(
         )
         records.append(record)
     return records
+
+
+def _shadow_info(shadow: LiveShadow | None) -> dict[str, Any] | None:
+    """``/model``'s view of the live shadow: off (None), or the challenger it scores."""
+    if shadow is None:
+        return None
+    current = shadow.watcher.current
+    return {
+        "alias": registry.CHALLENGER,
+        "version": None if current is None else current.version,
+        "reason": shadow.watcher.last_error if current is None else None,
+    }
 
 
 def app_from_environment() -> FastAPI:

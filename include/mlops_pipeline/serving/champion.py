@@ -55,9 +55,13 @@ class ChampionWatcher:
     ``poll_seconds`` and loads a new version *before* swapping the reference, so requests
     always see a complete model (the old one until the new one is ready)."""
 
-    def __init__(self, settings: Settings, alias: str = registry.CHAMPION) -> None:
+    def __init__(
+        self, settings: Settings, alias: str = registry.CHAMPION, keep_unassigned: bool = True
+    ) -> None:
         self.settings = settings
         self.alias = alias
+        # A champion is served until another replaces it; a shadow ends with its alias.
+        self.keep_unassigned = keep_unassigned
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         # Called with (replaced, loaded) after every swap, on the thread that swapped.
@@ -73,6 +77,8 @@ class ChampionWatcher:
         version = registry.version_for_alias(tracking, name, self.alias)
         if version is None:
             self.last_error = f"{name} has no @{self.alias} yet"
+            if not self.keep_unassigned:
+                self.current = None
             return False
         if self.current is not None and self.current.version == str(version.version):
             return False

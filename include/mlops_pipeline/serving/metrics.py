@@ -77,6 +77,33 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=self.registry,
         )
+        # The live shadow (``serving.shadow``), by challenger version.
+        self._shadow_latency = Histogram(
+            "mlops_shadow_latency_seconds",
+            "Time the challenger took to score a request in shadow, after the answer.",
+            ["model", "version"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self._shadow_rows = Counter(
+            "mlops_shadow_predictions_total",
+            "Rows the challenger scored in shadow.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+        self._shadow_errors = Counter(
+            "mlops_shadow_errors_total",
+            "Requests the challenger failed to score in shadow.",
+            ["model", "version"],
+            registry=self.registry,
+        )
+
+    def shadow_scored(self, version: str, seconds: float, rows: int) -> None:
+        self._shadow_latency.labels(self.model, version).observe(seconds)
+        self._shadow_rows.labels(self.model, version).inc(rows)
+
+    def shadow_failed(self, version: str) -> None:
+        self._shadow_errors.labels(self.model, version).inc()
 
     def predicted(self, scores: np.ndarray, decisions: np.ndarray | None) -> None:
         """Count a scored batch (``decisions``: a classifier's, else None)."""
