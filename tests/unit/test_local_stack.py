@@ -11,10 +11,13 @@ from mlops_pipeline.platform.local_stack import StackError
 from mlops_pipeline.platform.local_stack.environment import (
     DAG_STAGES,
     PASSWORDS_FILE,
+    SCHEDULED_DAGS,
+    SCHEDULED_STAGES,
     SECRETS_FILE,
     Ports,
     admin_password,
     airflow_environment,
+    paused_and_unpaused,
     project_dag_ids,
 )
 from mlops_pipeline.platform.local_stack.stack import LocalStack
@@ -68,13 +71,42 @@ def test_environment_forces_auth_and_local_binding_and_keeps_other_choices(setti
     assert again["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
 
 
-def test_every_dag_of_every_use_case_is_unpaused():
+def test_every_dag_of_every_use_case_is_named():
     from mlops_pipeline.orchestration.factory import STAGES
 
     assert DAG_STAGES == STAGES, "the stages are the factory's"
     assert {"churn__train", "churn__deploy", "churn__monitor_drift"} <= set(project_dag_ids())
     assert project_dag_ids(["b", "a"])[:2] == ["a__ingest", "a__materialize"]
     assert len(project_dag_ids(["b", "a"])) == 2 * len(DAG_STAGES)
+
+
+def test_dags_on_a_clock_stay_paused_unless_asked(settings, tmp_path):
+    """The demo's days are past: a scheduled ingest would wait hours for a file that never
+    lands and the drift check would fail at once. What runs on events or by hand is unpaused
+    (the UI's trigger of a paused DAG would only queue)."""
+    paused, unpaused = paused_and_unpaused(["b", "a"], {})
+    assert paused == [f"{u}__{s}" for u in "ab" for s in SCHEDULED_STAGES]
+    assert "a__train" in unpaused and "b__deploy" in unpaused
+    assert sorted(paused + unpaused) == sorted(project_dag_ids(["a", "b"]))
+    assert paused_and_unpaused(["a"], {SCHEDULED_DAGS: "unpaused"}) == ([], project_dag_ids(["a"]))
+    with pytest.raises(StackError, match="'paused' .* or 'unpaused'"):
+        paused_and_unpaused(["a"], {SCHEDULED_DAGS: "on"})
+    stack = LocalStack(settings, Ports(), {"AIRFLOW_HOME": str(tmp_path / "airflow")})
+    assert set(stack.pause) == set(project_dag_ids(stack.usecases, SCHEDULED_STAGES))
+    assert f"{SCHEDULED_DAGS}=unpaused make airflow" in stack.banner()
+
+
+def test_the_paused_stages_are_the_factorys_dags_on_a_clock():
+    from airflow.sdk import CronDataIntervalTimetable, CronTriggerTimetable
+
+    from mlops_pipeline.orchestration.factory import build_dags
+
+    clock = (CronDataIntervalTimetable, CronTriggerTimetable)
+    dags = build_dags("churn")
+    on_a_clock = {
+        d.split("__", 1)[1] for d, dag in dags.items() if isinstance(dag.timetable, clock)
+    }
+    assert on_a_clock == set(SCHEDULED_STAGES)
 
 
 def test_one_model_server_per_use_case_on_its_own_port(settings, tmp_path):

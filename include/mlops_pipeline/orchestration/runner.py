@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,37 @@ def dagbag() -> Any:
     return bag
 
 
+def _started_now(create: Callable[..., Any]) -> Callable[..., Any]:
+    """``get_or_create_dagrun`` with the run's real start: ``dag.test()`` dates it at its
+    logical date, so a run of a past partition "took" the days since then in the UI's
+    durations (its end is the real one)."""
+    from airflow.sdk import timezone
+
+    def create_started_now(**kwargs: Any) -> Any:
+        return create(**{**kwargs, "start_date": timezone.utcnow()})
+
+    return create_started_now
+
+
+def _test(dag: Any, **kwargs: Any) -> Any:
+    """``dag.test(**kwargs)``, its run started now."""
+    from unittest import mock
+
+    from airflow.models import dagrun as dagrun_module
+
+    create = _started_now(dagrun_module.get_or_create_dagrun)
+    # dag.test() looks the helper up in its module at each call.
+    with mock.patch.object(dagrun_module, "get_or_create_dagrun", create):
+        return dag.test(**kwargs)
+
+
 def run_dag(dag_id: str, logical_date: dt.datetime | None = None, conf: dict | None = None) -> Any:
     """Run a whole DAG in this process and return its DagRun."""
     dag = dagbag().get_dag(dag_id)
     kwargs: dict[str, Any] = {"run_conf": conf}
     if logical_date is not None:
         kwargs["logical_date"] = logical_date
-    return dag.test(**kwargs)
+    return _test(dag, **kwargs)
 
 
 def run_daily(dag_id: str, day: dt.date, conf: dict | None = None) -> Any:
@@ -146,7 +171,7 @@ def run_on_events(dag_id: str, producers: list[Any]) -> Any | None:
     # dag.test() creates its run through this helper; the events are attached before any task
     # of the run starts.
     with mock.patch.object(dagrun_module, "get_or_create_dagrun", create_with_events):
-        return dag.test(logical_date=None)
+        return _test(dag, logical_date=None)
 
 
 def scheduled_on(dag: Any) -> set[str]:

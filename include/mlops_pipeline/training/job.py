@@ -18,6 +18,9 @@ import re
 import subprocess
 import tempfile
 import time
+import warnings
+from collections.abc import Generator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +93,17 @@ class TrainingOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@contextmanager
+def skops_probing_quiet() -> Generator[None, None, None]:
+    """Without the warnings skops sets off when it saves a model in a task: it names a type's
+    module by probing every loaded module for it, and each of Airflow's deprecated-module shims
+    warns on every probe (a thousand lines of a task's log; skops silences DeprecationWarning,
+    and these are FutureWarnings)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.")
+        yield
 
 
 def model_requirements() -> list[str]:
@@ -277,17 +291,18 @@ def train_and_register(settings: Settings, request: TrainingRequest) -> Training
                     for p in training_set.partitions
                 },
             )
-            info = mlflow.sklearn.log_model(
-                trained.model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                serialization_format="skops",
-                skops_trusted_types=SKOPS_TRUSTED_TYPES,
-                pyfunc_predict_fn=predict_fn,
-                metadata=metadata,
-                pip_requirements=model_requirements(),
-            )
+            with skops_probing_quiet():
+                info = mlflow.sklearn.log_model(
+                    trained.model,
+                    name="model",
+                    signature=signature,
+                    input_example=example,
+                    serialization_format="skops",
+                    skops_trusted_types=SKOPS_TRUSTED_TYPES,
+                    pyfunc_predict_fn=predict_fn,
+                    metadata=metadata,
+                    pip_requirements=model_requirements(),
+                )
             mlflow.log_artifacts(str(out / "model_card"), artifact_path="model_card")
             mlflow.log_artifacts(str(out / "reference"), artifact_path="reference")
             mlflow.log_artifact(str(out / "data_lineage.json"))

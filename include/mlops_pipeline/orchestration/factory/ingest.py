@@ -34,9 +34,13 @@ def ingest_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
         )
         @fail_fast()
         def wait_for_landing_file(data_interval_start=None) -> PokeReturnValue:
-            from mlops_pipeline.data.storage import find_landing_file
+            from mlops_pipeline.data.storage import LANDING_FORMATS, find_landing_file, landing_file
 
-            path = find_landing_file(run_settings(name), data_interval_start)
+            settings = run_settings(name)
+            path = find_landing_file(settings, data_interval_start)
+            if path is None:
+                expected = landing_file(settings, data_interval_start).with_suffix("")
+                print(f"waiting for {expected}.{{{','.join(LANDING_FORMATS)}}}", flush=True)
             return PokeReturnValue(is_done=path is not None, xcom_value=str(path) if path else None)
 
         # Transient faults (a full disk, a flaky mount) retry; a rejected batch fails at once.

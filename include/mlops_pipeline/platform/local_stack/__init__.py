@@ -3,8 +3,11 @@
 Starts Airflow's api-server, scheduler, dag-processor and triggerer (LocalExecutor on the
 SQLite metadata database under ``MLOPS_HOME/airflow``, as ``airflow standalone`` does), the
 MLflow UI on the embedded tracking store and one model server per declared use case, unpauses
-every use case's DAGs and prints the URLs and the login (``stack``). Ctrl-C (or SIGTERM) stops
-every process it started, children included (``processes``).
+the DAGs that run on asset events or when triggered (those on a clock stay paused unless
+``SCHEDULED_DAGS=unpaused``: the demo's days are past) and prints the URLs and the login
+(``stack``). One Ctrl-C or SIGTERM (to it, or to ``make``'s process group) stops every process
+it started, children included; a second one later kills what is left (``shutdown``,
+``processes``).
 
 Authentication is on: Airflow's simple auth manager with one user, ``admin`` (role admin),
 whose password is generated once (``secrets.token_urlsafe``) into

@@ -27,7 +27,12 @@ SIMPLE_AUTH_MANAGER = (
 )
 # The stages the DAG factory builds for every use case (``<usecase>__<stage>``), named here so
 # that this process never imports Airflow (tests keep it equal to the factory's).
-DAG_STAGES = ("ingest", "materialize", "train", "deploy", "rollback", "monitor_drift")
+DAG_STAGES = ("ingest", "materialize", "train", "deploy", "rollback", "monitor_drift", "score")
+# The stages on a clock (the others run on asset events or when asked): on the demo's state,
+# whose partitions are long past, they would wait for files that never land and check nights
+# that have no data, so the stack keeps them paused unless asked (``SCHEDULED_DAGS``).
+SCHEDULED_STAGES = ("ingest", "monitor_drift", "score")
+SCHEDULED_DAGS = "SCHEDULED_DAGS"
 
 
 @dataclass(frozen=True)
@@ -120,8 +125,28 @@ def airflow_environment(
     return {**defaults, **environ, **forced}
 
 
-def project_dag_ids(usecases: Iterable[str] | None = None) -> list[str]:
-    """Every DAG of every declared use case (``dags/<usecase>.py`` builds ``<usecase>__*``)."""
+def project_dag_ids(
+    usecases: Iterable[str] | None = None, stages: Iterable[str] = DAG_STAGES
+) -> list[str]:
+    """Every DAG of every declared use case (``dags/<usecase>.py`` builds ``<usecase>__*``), or
+    those of ``stages``."""
     if usecases is None:
         usecases = declared_usecases(get_settings().usecases_dir)
-    return [f"{name}__{stage}" for name in sorted(usecases) for stage in DAG_STAGES]
+    stages = list(stages)
+    return [f"{name}__{stage}" for name in sorted(usecases) for stage in stages]
+
+
+def paused_and_unpaused(
+    usecases: Iterable[str], environ: Mapping[str, str] = os.environ
+) -> tuple[list[str], list[str]]:
+    """The DAGs the stack pauses and those it unpauses: the scheduled ones stay paused unless
+    ``SCHEDULED_DAGS=unpaused``."""
+    choice = environ.get(SCHEDULED_DAGS, "paused")
+    if choice not in ("paused", "unpaused"):
+        raise StackError(f"{SCHEDULED_DAGS}={choice!r}: 'paused' (the default) or 'unpaused'")
+    usecases = sorted(usecases)
+    scheduled = project_dag_ids(usecases, SCHEDULED_STAGES)
+    others = [d for d in project_dag_ids(usecases) if d not in scheduled]
+    if choice == "unpaused":
+        return [], project_dag_ids(usecases)
+    return scheduled, others

@@ -1,5 +1,9 @@
 """Supervision of the local stack's processes: start each in its own session with its log, notice
-one exiting, see what they listen on, and stop them all, children included."""
+one exiting, see what they listen on, and stop them all, children included.
+
+A component's processes are its leader, every descendant (one that started a session of its
+own included) and whatever is left in its session (a grandchild whose parent exited is no longer
+anyone's descendant here, but it keeps its session)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,13 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from mlops_pipeline.platform.local_stack import StackError
+from mlops_pipeline.platform.local_stack.shutdown import deferred, stopping
+
+if TYPE_CHECKING:
+    import psutil
 
 
 @dataclass
@@ -27,15 +35,17 @@ class Component:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop_all)
         # Its own session: Ctrl-C reaches only the stack, which stops everything in order.
-        self.process = subprocess.Popen(
-            self.command,
-            env=dict(env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=cwd,
-        )
+        # Deferred: a stop signal between the fork and the assignment would lose the child.
+        with deferred():
+            self.process = subprocess.Popen(
+                self.command,
+                env=dict(env),
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=cwd,
+            )
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -67,7 +77,7 @@ def exposed_sockets(components: Iterable[Component]) -> list[str]:
             continue
         for process in _descendants([component.process.pid]):
             try:
-                sockets = process.net_connections(kind="tcp")  # type: ignore[attr-defined]
+                sockets = process.net_connections(kind="tcp")
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             exposed += [
@@ -85,10 +95,10 @@ def _loopback(address: str) -> bool:
     return ip.is_loopback
 
 
-def _descendants(pids: Iterable[int]) -> list[object]:
+def _descendants(pids: Iterable[int]) -> list[psutil.Process]:
     import psutil
 
-    found = []
+    found: list[psutil.Process] = []
     for pid in pids:
         try:
             parent = psutil.Process(pid)
@@ -98,25 +108,64 @@ def _descendants(pids: Iterable[int]) -> list[object]:
     return found
 
 
-def stop_all(components: list[Component], timeout: float) -> None:
-    """SIGTERM every started process and its children, wait, then SIGKILL what is left."""
+def members(components: Iterable[Component]) -> list[psutil.Process]:
+    """Every live process of ``components`` (see the module's docstring)."""
     import psutil
 
-    started = [c.process.pid for c in components if c.process is not None]
-    everything = _descendants(started)
-    for component in components:
-        if component.process is not None and component.running():
-            try:
-                os.killpg(component.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    _, alive = psutil.wait_procs(everything, timeout=timeout)
-    for process in alive:
+    components = list(components)
+    running = [c.process.pid for c in components if c.process is not None and c.running()]
+    found = {p.pid: p for p in _descendants(running)}
+    # A session outlives its leader, and Linux reuses no pid that still names a session.
+    sessions = {c.process.pid for c in components if c.process is not None}
+    for pid in psutil.pids():
         try:
-            process.kill()
+            if pid not in found and os.getsid(pid) in sessions:
+                found[pid] = psutil.Process(pid)
+        except (OSError, psutil.NoSuchProcess):
+            continue
+    return [p for p in found.values() if _alive(p)]
+
+
+def _alive(process: psutil.Process) -> bool:
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _send(processes: Iterable[psutil.Process], signum: int) -> None:
+    import psutil
+
+    for process in processes:
+        try:
+            process.send_signal(signum)
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(alive, timeout=5)
+
+
+def kill_all(components: Iterable[Component]) -> None:
+    """SIGKILL every process of ``components`` now."""
+    _send(members(components), signal.SIGKILL)
+
+
+def stop_all(components: list[Component], timeout: float) -> None:
+    """SIGTERM every process of ``components``, wait up to ``timeout``, then SIGKILL what is
+    left, until nothing is; uninterrupted by stop signals. Idempotent."""
+    import psutil
+
+    stopping()
+    everything = members(components)
+    _send(everything, signal.SIGTERM)
+    psutil.wait_procs(everything, timeout=timeout)
+    # A process started while the others stopped (a scheduler's new worker) is found again.
+    for _ in range(5):
+        left = members(components)
+        if not left:
+            break
+        _send(left, signal.SIGKILL)
+        psutil.wait_procs(left, timeout=5)
     for component in components:
         if component.process is not None:
             component.process.wait(timeout=5)

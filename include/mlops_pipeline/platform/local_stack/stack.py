@@ -1,5 +1,6 @@
 """What the local stack runs: Airflow's components, the MLflow UI and a model server per use
-case; when it counts as up (every component healthy, the DAGs parsed and unpaused); its banner."""
+case; when it counts as up (every component healthy, the DAGs parsed, paused or unpaused); its
+banner."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ from mlops_pipeline.platform.local_stack.environment import (
     HOST,
     PASSWORDS_FILE,
     REPO,
+    SCHEDULED_DAGS,
     Ports,
     admin_password,
     airflow_environment,
-    project_dag_ids,
+    paused_and_unpaused,
 )
 from mlops_pipeline.platform.local_stack.processes import (
     Component,
     check_alive,
     exposed_sockets,
+    kill_all,
     stop_all,
 )
 from mlops_pipeline.usecases.loader import declared_usecases
@@ -55,6 +58,7 @@ class LocalStack:
         ports: Ports | None = None,
         environ: Mapping[str, str] | None = None,
         unpause: Iterable[str] | None = None,
+        pause: Iterable[str] = (),
         log_dir: Path | None = None,
     ) -> None:
         self.settings = settings or get_settings()
@@ -67,7 +71,11 @@ class LocalStack:
         )
         self.airflow_home = Path(self.env["AIRFLOW_HOME"])
         self.model_server_ports = self.ports.model_servers(self.usecases)
-        self.unpause = list(project_dag_ids(self.usecases) if unpause is None else unpause)
+        environ = os.environ if environ is None else environ
+        if unpause is None:
+            self.pause, self.unpause = paused_and_unpaused(self.usecases, environ)
+        else:
+            self.pause, self.unpause = list(pause), list(unpause)
         self.log_dir = log_dir or self.settings.home / "local_stack" / "logs"
         bin_dir = Path(sys.executable).parent
         airflow = str(bin_dir / "airflow")
@@ -166,7 +174,7 @@ class LocalStack:
         try:
             self.wait_ready(timeout)
             self.check_loopback()
-            self.unpause_dags(timeout)
+            self.set_paused(timeout)
             self.warm_up()
         except BaseException:
             self.stop()
@@ -233,15 +241,18 @@ class LocalStack:
             timeout=30,
         )
 
-    def unpause_dags(self, timeout: float) -> None:
-        """Wait until the dag-processor has parsed the project's DAGs, then unpause them."""
+    def set_paused(self, timeout: float) -> None:
+        """Wait until the dag-processor has parsed the project's DAGs, then pause or unpause
+        each (the scheduled ones are paused again on every start: what runs is what the banner
+        says)."""
         deadline = time.monotonic() + timeout
+        paused = {dag_id: True for dag_id in self.pause} | {d: False for d in self.unpause}
         with self.api() as api:
-            pending = set(self.unpause)
+            pending = set(paused)
             while pending:
                 self.check_alive()
                 for dag_id in sorted(pending):
-                    answer = api.patch(f"/dags/{dag_id}", json={"is_paused": False})
+                    answer = api.patch(f"/dags/{dag_id}", json={"is_paused": paused[dag_id]})
                     if answer.status_code == 200:
                         pending.discard(dag_id)
                     elif answer.status_code != 404:
@@ -268,8 +279,13 @@ class LocalStack:
         answer.raise_for_status()
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM every started process and its children, wait, then SIGKILL what is left."""
+        """SIGTERM every started process and its children, wait, then SIGKILL what is left
+        (idempotent, and no stop signal interrupts it)."""
         stop_all(self.components, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL every started process and its children now."""
+        kill_all(self.components)
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -282,7 +298,7 @@ class LocalStack:
         return "\n".join(
             [
                 "",
-                "The MLOps platform is up (Ctrl-C stops everything):",
+                "The MLOps platform is up (Ctrl-C or SIGTERM stops everything):",
                 f"  Airflow       {self.airflow_url}   login: {ADMIN} / {self.password}",
                 f"  MLOps view    {self.airflow_url}/mlops/  (also in Airflow's menu: MLOps)",
                 f"  MLflow UI     {self.mlflow_url}",
@@ -290,11 +306,25 @@ class LocalStack:
                     f"  Model server  {url}  {name} (POST /predict, GET /model)"
                     for name, url in self.model_server_urls.items()
                 ),
-                f"  Unpaused DAGs {len(self.unpause)} of {', '.join(self.usecases)} "
-                "(<usecase>__ingest, __materialize, __train, __deploy, __rollback, "
-                "__monitor_drift)",
+                f"  Unpaused DAGs {len(self.unpause)} ({_stages(self.unpause)})",
+                *(
+                    [
+                        f"  Paused DAGs   {len(self.pause)} on a clock ({_stages(self.pause)}): "
+                        "the demo's days are past;",
+                        "                unpause them in the UI, or start with "
+                        f"{SCHEDULED_DAGS}=unpaused make airflow",
+                    ]
+                    if self.pause
+                    else []
+                ),
                 f"  Logs          {self.log_dir}",
                 f"  Password file {self.airflow_home / PASSWORDS_FILE}",
                 "",
             ]
         )
+
+
+def _stages(dag_ids: Iterable[str]) -> str:
+    """``<usecase>__ingest, __monitor_drift``: the stages of ``dag_ids``, in their order."""
+    stages = list(dict.fromkeys(dag_id.split("__", 1)[-1] for dag_id in dag_ids))
+    return "<usecase>" + ", ".join(f"__{stage}" for stage in stages)
