@@ -23,7 +23,7 @@ EXPECTED = {
     "covariate_drift": ("success", TEST_ROWS, None),
     "concept_drift": ("success", TEST_ROWS, None),
     "out_of_range": ("success", TEST_ROWS - 2, 2),
-    "duplicates": ("success", TEST_ROWS - 1, 2),
+    "duplicates": ("success", TEST_ROWS, 1),  # the re-sent snapshot replaces the original
     "null_burst": ("failed", None, 20),
     "schema_break": ("failed", None, 0),
     "empty": ("failed", None, 0),

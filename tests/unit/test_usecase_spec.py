@@ -17,7 +17,7 @@ from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.usecases import declared_usecases, load_usecase
 from mlops_pipeline.usecases.check import check_usecase
 from mlops_pipeline.usecases.gate_spec import DEFAULT_FAIRNESS
-from mlops_pipeline.usecases.spec import Cadence, Kind, Task
+from mlops_pipeline.usecases.spec import Cadence, Duplicates, Kind, Task
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,6 +87,21 @@ def test_a_valid_declaration_loads_with_its_derived_views(tmp_path):
     assert usecase.feature_views == ("toy_shape", "toy_look")
     assert usecase.model_name == "toy" and usecase.primary_metric == "roc_auc"
     assert usecase.folder == (tmp_path / "toy").resolve()
+
+
+def test_null_markers_and_the_duplicates_rule_are_declared_per_use_case(tmp_path):
+    usecase = load_usecase(declare(tmp_path))
+    # Shipped data is one snapshot per entity and partition: the newest wins by default.
+    assert usecase.entity.duplicates is Duplicates.KEEP_LATEST
+    assert usecase.column("count").null_markers == ()
+    declared = {
+        "entity": {"duplicates": "reject"},
+        "columns": {"count": {"null_markers": ["n/a", "-", "-999"]}},
+    }
+    usecase = load_usecase(declare(tmp_path / "declared", declared))
+    assert usecase.entity.duplicates is Duplicates.REJECT
+    assert usecase.column("count").null_markers == ("n/a", "-", "-999")
+    assert usecase.column("count").numeric_markers == (-999.0,)
 
 
 def test_an_hourly_cadence_is_declared_like_the_others(tmp_path):
@@ -229,6 +244,46 @@ def test_every_shipped_use_case_is_valid():
             {"gates": {"fairness": {"max_increase": 0.1}}},
             "gates.fairness.max_increase: Extra inputs are not permitted",
             id="unknown fairness setting",
+        ),
+        pytest.param(
+            {"entity": {"duplicates": "keep_first"}},
+            "entity.duplicates: Input should be 'keep_latest' or 'reject'",
+            id="unknown duplicates rule",
+        ),
+        pytest.param(
+            {"columns": {"seen_at": {"kind": "timestamp", "null_markers": ["n/a"]}}},
+            "columns.seen_at: `null_markers` are not for the timestamp column",
+            id="markers on the timestamp",
+        ),
+        pytest.param(
+            {"columns": {"colour": {"null_markers": ["red"]}}},
+            "columns.colour: `null_markers` ['red'] are also allowed `values`",
+            id="a marker that is an allowed value",
+        ),
+        pytest.param(
+            {"columns": {"count": {"null_markers": ["n/a", "n/a"]}}},
+            "columns.count: `null_markers` repeat a marker",
+            id="repeated marker",
+        ),
+        pytest.param(
+            {"columns": {"count": {"null_markers": [""]}}},
+            "columns.count: `null_markers`: an empty cell is always a null",
+            id="empty marker",
+        ),
+        pytest.param(
+            {"columns": {"count": {"null_markers": ["50"]}}},
+            "columns.count: `null_markers`: '50' is inside the column's range",
+            id="marker inside the range",
+        ),
+        pytest.param(
+            {"columns": {"count": {"null_markers": ["-0.5"]}}},
+            "columns.count: `null_markers`: '-0.5' can never be in an int column",
+            id="fractional marker of an int column",
+        ),
+        pytest.param(
+            {"columns": {"count": {"null_markers": "n/a"}}},
+            "columns.count.null_markers: Input should be a valid tuple",
+            id="markers not a list",
         ),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -19,7 +20,9 @@ from mlops_pipeline.data.validation import (
     GxProject,
     build_suite,
     conform_types,
+    entity_duplicates,
     suite_name,
+    unparsable_values,
 )
 
 DAY = dt.date(2025, 6, 2)
@@ -180,8 +183,8 @@ def test_row_level_failures_point_at_the_rows(project):
         7: ["expect_column_values_to_be_between(num_devices)"],
         9: ["expect_column_values_to_be_between(monthly_charges)"],
         11: ["expect_column_values_to_be_in_set(payment_method)"],
-        13: ["expect_compound_columns_to_be_unique(customer_id,event_timestamp)"],
-        14: ["expect_compound_columns_to_be_unique(customer_id,event_timestamp)"],
+        # Row 14 re-sends row 13's snapshot with other values: the later row is kept.
+        13: ["entity_row_is_latest(customer_id)"],
     }
 
 
@@ -214,3 +217,97 @@ def test_weekly_partitions_expect_rows_of_their_whole_week(home):
         5: ["expect_column_values_to_be_between(event_timestamp)"],
         6: ["expect_column_values_to_be_between(event_timestamp)"],
     }
+
+
+MARKED = '{"churn": {"columns": {"num_devices": {"null_markers": ["n/a", "-999"]}}}}'
+
+
+def test_a_marked_int_column_is_judged_row_by_row(home):
+    marked = Settings(home=home, usecase="churn", usecase_overrides=MARKED, **RULES)
+    not_null = {
+        e.column
+        for e in build_suite(marked.spec, 1, 10).expectations
+        if e.expectation_type == "expect_column_values_to_not_be_null"
+    }
+    assert "num_devices" in not_null
+    assert "num_devices" not in {
+        e.column
+        for e in build_suite(Settings(usecase="churn").spec, 1, 10).expectations
+        if e.expectation_type == "expect_column_values_to_not_be_null"
+    }, "unmarked int columns keep their cheaper type check"
+    frame = churn_frame(200)
+    # Typed numbers, as a Parquet file holds them: the number marker matches as a number.
+    frame.loc[4, "num_devices"] = -999
+    frame.loc[6, "num_devices"] = -998  # no marker: an out-of-range value
+    outcome = validate(GxProject(marked), frame)
+    assert failed(outcome, BATCH) == set()
+    assert outcome.row_failures == {
+        4: ["expect_column_values_to_not_be_null(num_devices)"],
+        6: ["expect_column_values_to_be_between(num_devices)"],
+    }
+
+
+def test_the_first_unparsable_value_is_found_across_chunks():
+    spec = Settings(usecase_overrides=MARKED, usecase="churn").spec
+    frame = churn_frame(300)
+    frame["num_devices"] = frame["num_devices"].astype(str)
+    frame.loc[[10, 150], "num_devices"] = "n/a"  # declared: nulls
+    frame.loc[[211, 260], "num_devices"] = "two"
+    frame["tenure_months"] = frame["tenure_months"].astype("float64")
+    frame.loc[30, "tenure_months"] = np.nan
+    frame.loc[40, "tenure_months"] = 2.5
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = pa.concat_tables([table.slice(0, 100), table.slice(100, 100), table.slice(200)])
+    assert table.column("num_devices").num_chunks == 3
+    assert unparsable_values(spec, table) == {
+        "num_devices": "row 212 holds 'two', which is not an int",
+        "tenure_months": "row 31 is empty (the column is not nullable)",
+    }
+    assert unparsable_values(spec, pa.Table.from_pandas(churn_frame(50))) == {}
+
+
+def _entities(keys, seconds, **extra):
+    return pd.DataFrame(
+        {
+            "customer_id": keys,
+            "event_timestamp": pd.Timestamp(DAY, tz="UTC") + pd.to_timedelta(seconds, unit="s"),
+            "monthly_charges": extra.get("charges", [1.0] * len(keys)),
+        }
+    )
+
+
+def test_entity_duplicates_follow_the_declared_rule():
+    latest = Settings(usecase="churn").spec
+    reject = Settings(
+        usecase="churn", usecase_overrides='{"churn": {"entity": {"duplicates": "reject"}}}'
+    ).spec
+    frame = _entities(
+        [1, 2, 1, 3, 1, 3, 3],
+        [5, 0, 9, 0, 9, 4, 4],
+        charges=[1.0, 1.0, 2.0, 1.0, 3.0, 1.0, 1.0],
+    )
+    # Entity 1: three snapshots, the last two at one time (the later row wins); entity 3: one
+    # row and two exact copies of another one.
+    outcomes, failures = entity_duplicates(latest, frame)
+    assert failures == {
+        0: ["entity_row_is_latest(customer_id)"],
+        2: ["entity_row_is_latest(customer_id)"],
+        3: ["entity_row_is_latest(customer_id)"],
+        6: ["row_is_not_a_copy"],
+    }
+    assert [(o.name, o.success, o.unexpected_count) for o in outcomes] == [
+        ("row_is_not_a_copy", False, 1),
+        ("entity_row_is_latest(customer_id)", False, 3),
+    ]
+    _, failures = entity_duplicates(reject, frame)
+    assert failures == {
+        2: ["entity_row_is_first(customer_id)"],
+        4: ["entity_row_is_first(customer_id)"],
+        5: ["entity_row_is_first(customer_id)"],
+        6: ["row_is_not_a_copy"],
+    }
+    # A row failing another expectation is not a snapshot: it supersedes nothing.
+    _, failures = entity_duplicates(latest, frame, failing={2, 4})
+    assert failures == {3: ["entity_row_is_latest(customer_id)"], 6: ["row_is_not_a_copy"]}
+    outcomes, failures = entity_duplicates(latest, _entities([1, 2, 3], [0, 0, 0]))
+    assert failures == {} and all(o.success for o in outcomes)

@@ -7,9 +7,23 @@ its rows must be timestamped inside ``[start, start + cadence.length)``. A row o
 row-level failure: it is quarantined, and the batch is rejected only when such rows (with the
 other failing rows) exceed the bad-row budget.
 
+A landing partition (``<landing_dir>/date=<key>/``) holds one data file, ``<dataset>.csv`` or
+``<dataset>.parquet``; it has landed once an entry of that name is there, which is what the
+landing sensor waits for. Entries whose names start with ``.`` or ``_`` are scratch and
+ignored: hidden files (``.DS_Store``, an upload written under a hidden name and renamed when
+complete, as the demo's generator does) and markers such as ``_SUCCESS``. Anything else beside
+the data file (a second CSV of the day, a Parquet beside the CSV, ``<dataset>.csv.part``), or
+a data file that is not a regular file (a directory under its name, a dangling link), rejects
+the batch naming every entry; an upload must therefore not write a visible temporary name
+beside a landed file. A partition without a ``<dataset>.csv`` or ``<dataset>.parquet`` entry
+has not landed, whatever else it holds: ``LandingFileMissing`` (the sensor keeps waiting), whose
+message lists the entries that are not scratch.
+
 The landed file is only ever read. The validated and quarantine partitions are replaced whole,
-so re-running a partition gives the same state. A batch that cannot be trusted raises
-``BatchRejected`` (a ``PermanentFailure``: retrying cannot help) after its reports are written.
+so re-running a partition gives the same state, and its stored validation result is the same
+bytes (see ``validation``). A batch that cannot be trusted raises ``BatchRejected`` (a
+``PermanentFailure``: retrying cannot help) after its reports are written, and a rejected
+partition leaves no older validated copy in the lake.
 
 This module judges the batch; reading the landed file is ``landing``'s, writing the lake and
 quarantine partitions ``partition_write``'s, the report and its textfile ``ingestion_report``'s.
@@ -17,6 +31,7 @@ quarantine partitions ``partition_write``'s, the report and its textfile ``inges
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -29,7 +44,13 @@ import pyarrow as pa
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data import storage
 from mlops_pipeline.data.ingestion_report import IngestionReport, write_report
-from mlops_pipeline.data.landing import file_sha256, read_landing_file
+from mlops_pipeline.data.landing import (
+    describe_entry,
+    file_sha256,
+    layout_fingerprint,
+    layout_problem,
+    read_landing_file,
+)
 from mlops_pipeline.data.partition_write import (
     write_quarantine,
     write_rejection_verdict,
@@ -42,6 +63,7 @@ from mlops_pipeline.data.validation import (
     conform_types,
     failure_mask,
     suite_name,
+    unparsable_values,
 )
 from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.usecases.spec import Cadence
@@ -84,16 +106,22 @@ def ingest_day(
     spec = settings.spec
     day = spec.cadence.partition_of(day)
     landing = storage.find_landing_file(settings, day)
+    entries = storage.landing_entries(settings, day)
     if landing is None:
+        found = f"; it holds {', '.join(map(describe_entry, entries))}" if entries else ""
         raise LandingFileMissing(
             f"no landing file of {spec.dataset} for {day} under "
-            f"{storage.partition_dir(settings.landing_dir, day)}"
+            f"{storage.partition_dir(settings.landing_dir, day)} "
+            f"({' or '.join(f'{spec.dataset}.{f}' for f in storage.LANDING_FORMATS)}){found}"
         )
-    sha = file_sha256(landing)
+    layout = layout_problem(landing, entries)
+    layout = _printable(layout) if layout else None
+    sha = None if layout else file_sha256(landing)
     # Content-addressed: the same file checked by the same suite version under the same rules
     # and contract always gets the same id, so a re-run reproduces the same lineage.
     rules = _rules_fingerprint(settings)
-    validation_id = f"{partition_key(day)}-{sha[:12]}-v{SUITE_VERSION}-{rules}"
+    content = sha or layout_fingerprint(entries)
+    validation_id = f"{partition_key(day)}-{content[:12]}-v{SUITE_VERSION}-{rules}"
     report = IngestionReport(
         dataset=spec.dataset,
         day=partition_key(day),
@@ -105,6 +133,14 @@ def ingest_day(
         timings=timings,
     )
     timings["hash"] = time.perf_counter() - started
+    if layout:
+        _reject(
+            settings,
+            day,
+            report,
+            f"the landing partition is not one data file: {layout}",
+            [ExpectationOutcome("partition_holds_one_data_file", "batch", False, observed=layout)],
+        )
 
     mark = time.perf_counter()
     try:
@@ -126,6 +162,7 @@ def ingest_day(
     timings["gx_context"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
+    unparsable = unparsable_values(spec, table)
     frame = conform_types(spec, table)
     del table
     pa.default_memory_pool().release_unused()  # the table's pages: validation is all pandas
@@ -140,7 +177,7 @@ def ingest_day(
         report.data_docs = str(project.render_data_docs(outcome))
         timings["data_docs"] = time.perf_counter() - mark
 
-    failed_batch = outcome.failed_batch_expectations
+    failed_batch = [_with_offence(e, unparsable) for e in outcome.failed_batch_expectations]
     if frame.empty:
         # Even with a zero-row lower bound configured, an empty batch is never a valid one.
         _reject(
@@ -193,6 +230,15 @@ def ingest_day(
     return report
 
 
+def _with_offence(outcome: ExpectationOutcome, unparsable: dict[str, str]) -> ExpectationOutcome:
+    """A failed type expectation, with the column's first offending row and value."""
+    for column, offence in unparsable.items():
+        if outcome.name == f"expect_column_type_to_be({column})":
+            observed = f"{outcome.observed}; {offence}" if outcome.observed else offence
+            return dataclasses.replace(outcome, observed=observed)
+    return outcome
+
+
 def _printable(text: str, limit: int = 300) -> str:
     """Error text from a corrupt file can carry its binary garbage; keep the message readable."""
     clean = text.encode("ascii", "backslashreplace").decode("ascii")
@@ -205,6 +251,7 @@ def _rules_fingerprint(settings: Settings) -> str:
     contract = {
         "columns": {name: col.model_dump(mode="json") for name, col in spec.columns.items()},
         "key": spec.entity.key,
+        "duplicates": spec.entity.duplicates.value,
         "timestamp": spec.timestamp,
         "cadence": spec.cadence.value,
     }

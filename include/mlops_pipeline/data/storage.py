@@ -42,12 +42,29 @@ def landing_file(settings: Settings, day: dt.date, file_format: str = "csv") -> 
 
 def find_landing_file(settings: Settings, day: dt.date) -> Path | None:
     """The landed file of the partition holding ``day``, whichever supported format it
-    arrived in."""
+    arrived in: the first ``<dataset>.<format>`` entry there, whatever it is (a directory or a
+    dangling link under that name has landed too, and ingestion rejects it). The landing
+    sensor waits for this."""
     for file_format in LANDING_FORMATS:
         path = landing_file(settings, day, file_format)
-        if path.exists():
+        if path.exists() or path.is_symlink():
             return path
     return None
+
+
+def is_scratch(name: str) -> bool:
+    """Entries of a landing partition that are never data: hidden names (``.DS_Store``, an
+    upload in progress under a hidden name) and ``_``-prefixed markers (``_SUCCESS``), the
+    convention the lake's readers follow too."""
+    return name.startswith((".", "_"))
+
+
+def landing_entries(settings: Settings, day: dt.date) -> list[Path]:
+    """Everything but scratch in the landing partition holding ``day``, sorted."""
+    folder = partition_dir(settings.landing_dir, settings.spec.cadence.partition_of(day))
+    if not folder.is_dir():
+        return []
+    return sorted(entry for entry in folder.iterdir() if not is_scratch(entry.name))
 
 
 def partition_days(root: Path) -> list[dt.date]:

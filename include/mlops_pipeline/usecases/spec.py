@@ -23,7 +23,14 @@ from mlops_pipeline.usecases.gate_spec import (
     GatesSpec,
     MetricGateSpec,
 )
-from mlops_pipeline.usecases.vocabulary import NAME_PATTERN, Cadence, Kind, Strict, Task
+from mlops_pipeline.usecases.vocabulary import (
+    NAME_PATTERN,
+    Cadence,
+    Duplicates,
+    Kind,
+    Strict,
+    Task,
+)
 
 
 class ColumnSpec(Strict):
@@ -35,6 +42,13 @@ class ColumnSpec(Strict):
         default=None, description="Allowed values of a category column (None: any string)."
     )
     nullable: bool = Field(default=False, description="May the column be empty in a row?")
+    null_markers: tuple[str, ...] = Field(
+        default=(),
+        description="Cell texts the feed writes for a missing value (e.g. 'n/a', '-'), read as "
+        "nulls (an empty cell always is one); in a number column a marker that is a number "
+        "(e.g. '-999') also matches that number. Anything else that does not parse as the "
+        "column's kind rejects the batch.",
+    )
 
     def problems(self) -> list[str]:
         """What is inconsistent in this column's declaration (checked with the whole spec, so
@@ -51,13 +65,64 @@ class ColumnSpec(Strict):
             problems.append(f"min {self.min} is above max {self.max}")
         if self.values is not None and len(set(self.values)) != len(self.values):
             problems.append("`values` repeat a value")
+        problems += self._marker_problems()
         return problems
+
+    def _marker_problems(self) -> list[str]:
+        markers = self.null_markers
+        problems = []
+        if markers and self.kind is Kind.TIMESTAMP:
+            problems.append("`null_markers` are not for the timestamp column, which is never empty")
+        if "" in markers:
+            problems.append("`null_markers`: an empty cell is always a null, do not list ''")
+        if len(set(markers)) != len(markers):
+            problems.append("`null_markers` repeat a marker")
+        clash = sorted(set(markers) & set(self.values or ()))
+        if clash:
+            problems.append(f"`null_markers` {clash} are also allowed `values`")
+        if self.kind in (Kind.INT, Kind.FLOAT):
+            for marker in markers:
+                number = _number(marker)
+                if number is None:
+                    continue
+                if self.kind is Kind.INT and not number.is_integer():
+                    problems.append(f"`null_markers`: {marker!r} can never be in an int column")
+                elif (self.min is not None or self.max is not None) and (
+                    (self.min is None or self.min <= number)
+                    and (self.max is None or number <= self.max)
+                ):
+                    problems.append(
+                        f"`null_markers`: {marker!r} is inside the column's range, so a real "
+                        "value could never be told from a missing one"
+                    )
+        return problems
+
+    @property
+    def numeric_markers(self) -> tuple[float, ...]:
+        """The markers that are numbers (a number column's marker matches them as numbers)."""
+        if self.kind not in (Kind.INT, Kind.FLOAT):
+            return ()
+        return tuple(n for marker in self.null_markers if (n := _number(marker)) is not None)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value else None  # "nan" is no number to match
 
 
 class EntitySpec(Strict):
     name: str = Field(pattern=NAME_PATTERN, description="The Feast entity's name.")
     key: str = Field(description="The join key column (an int column of the contract).")
     description: str = ""
+    duplicates: Duplicates = Field(
+        default=Duplicates.KEEP_LATEST,
+        description="A second row of one entity in a partition: keep_latest quarantines the "
+        "entity's older snapshots, reject every row after its first. Exact copies of a row are "
+        "quarantined either way, the first kept.",
+    )
 
 
 class FeatureViewSpec(Strict):

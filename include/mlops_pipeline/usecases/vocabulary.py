@@ -1,6 +1,6 @@
 """The vocabulary of a use-case declaration: task types, column kinds, partition cadences (and
-the keys naming their partitions), and the strict base every declaration section derives
-from."""
+the keys naming their partitions), the entity-duplicates rules, and the strict base every
+declaration section derives from."""
 
 from __future__ import annotations
 
@@ -27,6 +27,17 @@ class Kind(StrEnum):
 class Task(StrEnum):
     BINARY_CLASSIFICATION = "binary_classification"
     REGRESSION = "regression"
+
+
+class Duplicates(StrEnum):
+    """What a partition does with a second row of one entity (exact copies of a row are
+    always quarantined, the first kept)."""
+
+    # The newest snapshot (by the event timestamp; at one timestamp the later row of the
+    # file, a re-send coming after what it corrects) stays, the older ones are quarantined.
+    KEEP_LATEST = "keep_latest"
+    # The entity's first row of the file stays, every other row of it is quarantined.
+    REJECT = "reject"
 
 
 class Cadence(StrEnum):

@@ -23,10 +23,14 @@ TRUE_WORDS = frozenset({"true", "yes"})
 # the sample has no negative value): a sample rarely holds the extremes of the real data.
 RANGE_MARGIN = 0.5
 SAMPLE_FORMATS = (".csv", ".parquet")
+# A number column whose feed writes a text for a missing value ("n/a", "-"): at most this many
+# distinct such texts, none holding a digit, are drafted as the column's ``null_markers``.
+MAX_NULL_MARKERS = 3
 
 
 def read_sample(path: Path) -> pa.Table:
-    """The sample as ingestion reads a landing file (pyarrow, ISO 8601 timestamps)."""
+    """The sample as ingestion reads a landing file (pyarrow, ISO 8601 timestamps, only an
+    empty cell is a null)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -39,7 +43,9 @@ def read_sample(path: Path) -> pa.Table:
             return pq.read_table(path)
         return pacsv.read_csv(
             path,
-            convert_options=pacsv.ConvertOptions(timestamp_parsers=[pacsv.ISO8601]),
+            convert_options=pacsv.ConvertOptions(
+                timestamp_parsers=[pacsv.ISO8601], null_values=[""], strings_can_be_null=True
+            ),
         )
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise ScaffoldError(f"--from: {path} is not readable: {exc}") from exc
@@ -116,6 +122,12 @@ def infer_column(
     if role == "--label":
         return _label(column, name, task, notes)
     spec: dict[str, Any]
+    markers: list[str] = []
+    if pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of):
+        markers, numbers = _marked_numbers(column)
+        if markers:
+            notes.append(f"{name}: {markers} read as missing values (null_markers)")
+            column, kind_of, nulls = numbers, numbers.type, numbers.null_count
     if pa.types.is_boolean(kind_of):
         spec = {"kind": Kind.BOOL.value}
     elif _numeric(kind_of):
@@ -135,9 +147,44 @@ def infer_column(
             notes.append(f"{name}: {len(values)} distinct values, left open (any string)")
     else:
         raise ScaffoldError(f"column {name!r} is {kind_of}: no kind of the contract fits it")
+    if markers:
+        spec["null_markers"] = markers
     if nulls:
         spec["nullable"] = True
     return spec
+
+
+def _marked_numbers(column: pa.ChunkedArray) -> tuple[list[str], pa.ChunkedArray]:
+    """A text column that is numbers but for a few texts without digits: those texts, and the
+    column as numbers with them as nulls; ``[]`` (and the column) otherwise."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = column.cast(pa.string())
+    distinct = [str(v) for v in text.drop_null().unique().to_pylist()]
+    markers = sorted(v for v in distinct if not _is_number(v))
+    plausible = all(len(m) <= 12 and not any(c.isdigit() for c in m) for m in markers)
+    if not markers or len(markers) > MAX_NULL_MARKERS or len(markers) == len(distinct):
+        return [], column
+    if not plausible:
+        return [], column
+    hit = pc.is_in(text, value_set=pa.array(markers, pa.string()))
+    numbers = pc.if_else(hit, pa.scalar(None, pa.string()), text)
+    try:
+        return markers, numbers.cast(pa.int64())
+    except pa.ArrowInvalid:
+        return markers, numbers.cast(pa.float64())
+
+
+def _is_number(text: str) -> bool:
+    """As ingestion parses a number (pyarrow's cast: stricter than ``float``)."""
+    import pyarrow as pa
+
+    try:
+        pa.array([text]).cast(pa.float64())
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _label(column: pa.ChunkedArray, name: str, task: Task, notes: list[str]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from mlops_pipeline.usecases.spec import (
     DEFAULT_GATES,
     PRIMARY_METRIC,
     DriftSpec,
+    EntitySpec,
     GatesSpec,
     Task,
     TrainingSpec,
@@ -60,10 +61,17 @@ def render_declaration(
         f"# {name}: drafted by `mlops-pipeline new-usecase` from {source} ({rows} rows).\n"
         f"# Review it, then run `mlops-pipeline check-usecase {name}`. The fields are documented\n"
         "# in mlops_pipeline/usecases/spec.py.\n" + dump(head),
-        dump(identity),
+        dump(identity)
+        + "# A second row of one entity in a partition: `keep_latest` (the default) quarantines\n"
+        "# its older snapshots, `reject` every row after its first (exact copies: either way).\n"
+        + commented(
+            {"entity": {"duplicates": EntitySpec.model_fields["duplicates"].default.value}}
+        ),
         "# Kinds as the sample was read; ranges are the sample's widened by half their span (a\n"
         "# floor of 0 when no value was negative); value sets are the values seen: add the ones\n"
-        "# the sample missed. `nullable: true` where the sample had empty values.\n"
+        "# the sample missed. `nullable: true` where the sample had empty values. A feed that\n"
+        "# writes a text for a missing value declares it on the column, e.g.\n"
+        "# `null_markers: [n/a, '-']`; any other text in a number column rejects the batch.\n"
         + columns(declaration["columns"]),
         "# One feature view with every feature. Split it by how fast values change (each view\n"
         "# has its own ttl); changing the features of a trained model means a new service (v2).\n"
