@@ -22,13 +22,14 @@ export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT ?= 120
 export FEAST_REPO_PATH ?= $(CURDIR)/feature_repo
 
 
-.PHONY: help venv demo test lint bench clean secrets
+.PHONY: help venv demo test lint bench clean secrets docs
 
 help:
 	@echo "make demo   - run the pipeline on embedded defaults (state under $(MLOPS_HOME))"
 	@echo "make airflow - Airflow (UI with the MLOps view), MLflow UI and the model server"
 	@echo "make test   - run the test suite"
 	@echo "make lint   - ruff (with Airflow's AIR rules) and mypy"
+	@echo "make docs   - build the reference in docs/ as a site (.local/site; broken links fail)"
 	@echo "make bench  - performance benchmarks (medians, this machine)"
 	@echo "make clean  - remove embedded state (.local)"
 	@echo "make secrets - write .env for docker compose with strong random secrets"
@@ -70,6 +71,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(MLOPS_HOME)
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet
 
 # The production stack's .env (docker-compose.yaml): every empty value of .env.example becomes
 # a fresh random secret. Never overwrites an existing .env.
