@@ -4,7 +4,9 @@
 Single-entity requests of every shipped use case (one model server per use case, as
 `make airflow` and the compose file run them), at concurrency 1 and 8, for: our server with the
 feature lookup (Feast online store, embedded SQLite) and with inline features, each with one
-worker process and with two; and, for the first use case (churn, whose figures are the
+worker process and with two; with one worker also with the live shadow on
+(``MLOPS_SERVING_SHADOW``: a second version registered as the challenger, scored after every
+answer); and, for the first use case (churn, whose figures are the
 non-regression reference), MLflow's scoring server on the same model with inline features (it
 has no feature lookup).
 """
@@ -39,6 +41,9 @@ CONCURRENCY = (1, 8)
 REPEATS = 3
 # Worker processes of each server (uvicorn workers for both): one, and one per core here.
 WORKERS = (1, 2)
+# Our one-worker server also runs with the live shadow on (a challenger registered beside the
+# champion), side by side with it off: the shadow's cost to the champion's latency.
+SHADOW_WORKERS = (1,)
 
 
 def _wrk(url: str, body: dict, connections: int, scratch: Path, seconds: int = DURATION_S) -> dict:
@@ -118,6 +123,8 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
     materialize_interval(settings, *days_interval(days))
     outcome = train_and_register(settings, TrainingRequest(days[-1], 28, reason="bench"))
     promote(settings, outcome.version)
+    # A second version, left as the challenger: what the shadow servers score beside it.
+    train_and_register(settings, TrainingRequest(days[-2], 28, reason="bench shadow"))
 
     spec = settings.spec
     key = spec.entity.key
@@ -144,17 +151,10 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
     model_uri = f"models:/{outcome.model_name}@champion"
     servers: dict[str, tuple[list[str], str]] = {}  # name -> (command line, readiness path)
     for workers in WORKERS:
-        servers[f"ours_w{workers}"] = (
-            [
-                sys.executable,
-                "-m",
-                "mlops_pipeline.platform.cli",
-                "serve",
-                "--workers",
-                str(workers),
-            ],
-            "/ready",
-        )
+        ours = [sys.executable, "-m", "mlops_pipeline.platform.cli", "serve"]
+        servers[f"ours_w{workers}"] = ([*ours, "--workers", str(workers)], "/ready")
+        if workers in SHADOW_WORKERS:
+            servers[f"ours_shadow_w{workers}"] = ([*ours, "--workers", str(workers)], "/ready")
         if with_mlflow:
             servers[f"mlflow_w{workers}"] = (
                 [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local"]
@@ -162,10 +162,11 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
                 "/ping",
             )
     ports = {name: free_port() for name in servers}
+    shadow_env = {**env, "MLOPS_SERVING_SHADOW": "true"}
     processes = {
         name: subprocess.Popen(
             [*command, "--port" if name.startswith("ours") else "-p", str(ports[name])],
-            env=env,
+            env=shadow_env if name.startswith("ours_shadow") else env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -181,6 +182,9 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
                 180,
                 lambda p=process: p.stderr.read().decode()[-2000:],
             )
+        for name in servers:
+            if name.startswith("ours_shadow"):
+                _wait_for_shadow(f"http://127.0.0.1:{ports[name]}/model")
         scratch = root / "wrk"
         scratch.mkdir()
         cases = {}
@@ -188,6 +192,11 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
             ours = f"http://127.0.0.1:{ports[f'ours_w{workers}']}/predict"
             cases[f"ours_feature_lookup_w{workers}"] = (ours, {"entities": {key: [entity]}})
             cases[f"ours_inline_w{workers}"] = (ours, {"instances": [raw]})
+            if workers in SHADOW_WORKERS:
+                shadowed = f"http://127.0.0.1:{ports[f'ours_shadow_w{workers}']}/predict"
+                lookup = {"entities": {key: [entity]}}
+                cases[f"ours_shadow_feature_lookup_w{workers}"] = (shadowed, lookup)
+                cases[f"ours_shadow_inline_w{workers}"] = (shadowed, {"instances": [raw]})
             if with_mlflow:
                 theirs = f"http://127.0.0.1:{ports[f'mlflow_w{workers}']}/invocations"
                 cases[f"mlflow_models_serve_inline_w{workers}"] = (theirs, mlflow_body)
@@ -213,6 +222,19 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
         },
         "samples": samples,
     }
+
+
+def _wait_for_shadow(model_url: str, timeout_s: float = 120) -> None:
+    """Until the server's live shadow has loaded the challenger."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        shadow = httpx.get(model_url, timeout=10).json().get("shadow") or {}
+        if shadow.get("version"):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"{model_url}: the shadow did not load the challenger")
 
 
 def report(results: dict) -> str:
