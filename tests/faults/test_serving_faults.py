@@ -28,7 +28,6 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.deployment.loading import LoadedVersion
 from mlops_pipeline.features.materialization import days_interval, materialize_interval
 from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.features.store import register_definitions
@@ -37,10 +36,10 @@ from mlops_pipeline.serving.app import create_app
 from mlops_pipeline.serving.champion import LoadedModel
 from mlops_pipeline.serving.limits import body_limit
 from mlops_pipeline.serving.process import free_port
-from mlops_pipeline.serving.scorer import scorer_for
 from mlops_pipeline.training.model import train_model
 from tests.conftest import skip_or_fail
 from tests.unit import feature_usecases as shops
+from tests.unit.small_usecase import served_model
 from tests.unit.test_serving_app import StaticWatcher
 
 NAME = "shop_faults"
@@ -81,17 +80,7 @@ def model(usecases, tmp_path_factory) -> LoadedModel:
     spec = Settings(usecases_dir=usecases, usecase=NAME).spec
     days = pd.concat([shops.day_frame(day, SHOPS) for day in DAYS], ignore_index=True)
     frame = pd.DataFrame(add_on_demand_features(spec, days.to_dict("list")))
-    trained = train_model(spec, frame)
-    loaded = LoadedVersion(
-        spec=spec,
-        version="1",
-        run_id="run",
-        threshold=trained.threshold,
-        model=trained.model,
-        alias="champion",
-        loaded_at="2025-06-08T00:00:00+00:00",
-    )
-    return LoadedModel(loaded, scorer_for(trained.model, spec), "champion")
+    return served_model(spec, train_model(spec, frame), "1", loaded_at="2025-06-08T00:00:00+00:00")
 
 
 def _with_features(settings: Settings) -> Settings:

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mlops_pipeline.serving.scorer import verification_sample
+from mlops_pipeline.deployment.loading import LoadedVersion
+from mlops_pipeline.serving.champion import LoadedModel
+from mlops_pipeline.serving.scorer import scorer_for, verification_sample
 from mlops_pipeline.usecases.spec import UseCaseSpec
 
 D0 = dt.date(2025, 3, 3)
@@ -116,3 +118,20 @@ def write_usecase(root: Path, declaration: dict) -> Path:
     (folder / "usecase.yaml").write_text(yaml.safe_dump(declaration, sort_keys=False))
     (folder / "transforms.py").write_text(TRANSFORMS)
     return folder
+
+
+def served_model(
+    spec: UseCaseSpec, trained, version: str, alias: str = "champion", loaded_at: str = ""
+) -> LoadedModel:
+    """``trained`` (a ``train_model`` result) as the model server holds a registered version,
+    without a registry: for the serving tests."""
+    loaded = LoadedVersion(
+        spec=spec,
+        version=version,
+        run_id="run",
+        threshold=trained.threshold,
+        model=trained.model,
+        alias=alias,
+        loaded_at=loaded_at or f"{D0.isoformat()}T00:00:00+00:00",
+    )
+    return LoadedModel(loaded, scorer_for(trained.model, spec), alias)

@@ -14,12 +14,11 @@ from fastapi.testclient import TestClient
 from mlops_pipeline.deployment import registry
 from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.serving.app import create_app
-from mlops_pipeline.serving.champion import ChampionWatcher, LoadedModel
-from mlops_pipeline.serving.scorer import scorer_for
+from mlops_pipeline.serving.champion import ChampionWatcher
 from mlops_pipeline.serving.shadow import shadow_summary
 from mlops_pipeline.training.model import train_model
 from tests.conftest import prometheus_samples
-from tests.unit.small_usecase import labelled_frame
+from tests.unit.small_usecase import labelled_frame, served_model
 from tests.unit.test_serving_app import INSTANCE, StandInReader, StaticWatcher, served
 
 __all__ = ["served"]  # the fixture, shared with the app's tests
@@ -36,10 +35,7 @@ def challenger(served):
     settings, champion = served
     spec = settings.spec
     trained = train_model(spec, labelled_frame(spec, seed=11))
-    loaded = dataclasses.replace(
-        champion.loaded, version="4", model=trained.model, threshold=trained.threshold
-    )
-    return LoadedModel(loaded, scorer_for(trained.model, spec), "challenger")
+    return served_model(spec, trained, "4", alias="challenger")
 
 
 def _answers(settings, champion, shadow_watcher=None):

@@ -12,15 +12,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlops_pipeline.config import Settings
-from mlops_pipeline.deployment.loading import LoadedVersion
 from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.serving import online
 from mlops_pipeline.serving.app import create_app
 from mlops_pipeline.serving.champion import LoadedModel
-from mlops_pipeline.serving.scorer import PipelineScorer, scorer_for
+from mlops_pipeline.serving.scorer import PipelineScorer
 from mlops_pipeline.training.model import train_model
 from tests.conftest import prometheus_samples
-from tests.unit.small_usecase import labelled_frame, small_declaration, write_usecase
+from tests.unit.small_usecase import (
+    labelled_frame,
+    served_model,
+    small_declaration,
+    write_usecase,
+)
 
 INSTANCE = {
     "size": 12,
@@ -64,17 +68,7 @@ def served(request, tmp_path_factory):
     settings = Settings(usecases_dir=root, usecase=name, home=root / "home")
     spec = settings.spec
     trained = train_model(spec, labelled_frame(spec))
-    loaded = LoadedVersion(
-        spec=spec,
-        version="3",
-        run_id="run",
-        threshold=trained.threshold,
-        model=trained.model,
-        alias="champion",
-        loaded_at="2025-03-12T00:00:00+00:00",
-    )
-    model = LoadedModel(loaded, scorer_for(trained.model, spec), "champion")
-    return settings, model
+    return settings, served_model(spec, trained, "3", loaded_at="2025-03-12T00:00:00+00:00")
 
 
 @pytest.fixture
