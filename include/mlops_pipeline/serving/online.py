@@ -57,6 +57,15 @@ class OnlineStore:
             self._reader = OnlineFeatureReader(self.settings)
         except Exception as exc:  # noqa: BLE001 - any failure to open means unavailable
             self._failed(f"cannot open the feature store: {_described(exc)}")
+            return
+        # The first read pays the store client's lazy imports and connection set-up (seconds on
+        # a busy machine): paid here, at start-up, not within the first request's deadline.
+        try:
+            self._reader.read([PROBE_ID])
+        except Exception as exc:  # noqa: BLE001 - whatever the store client raised
+            self._failed(_described(exc))
+        else:
+            self._checked_at = time.monotonic()
 
     def _read_now(self, ids: list[int]) -> dict[str, list[Any]]:
         if self._reader is None:  # it failed to open at start-up: try again
