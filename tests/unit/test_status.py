@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 
 from mlops_pipeline.data.datagen import generate_day
 from mlops_pipeline.data.ingestion import ingest_day
-from mlops_pipeline.features.materialization import days_interval, materialize_interval
+from mlops_pipeline.features.materialization import (
+    days_interval,
+    materialize_interval,
+    materialized_ranges,
+)
 from mlops_pipeline.features.store import register_definitions
 from mlops_pipeline.platform.status import platform_status
 
@@ -30,6 +38,32 @@ def test_status_shows_materialized_ranges(settings):
     ranges = platform_status(settings)["features"]["materialized"]
     assert set(ranges) == {"customer_profile", "customer_activity"}
     assert ranges["customer_activity"]["to"] == "2025-06-03T00:00:00+00:00"
+    # Read from the registry file without Feast, and the same as Feast reads it.
+    assert ranges == materialized_ranges(settings)
+    assert status_in_a_subprocess()["features"]["materialized"] == ranges
+
+
+HEAVY = ("feast", "mlflow", "pandas", "sklearn", "great_expectations", "evidently")
+
+
+def status_in_a_subprocess() -> dict:
+    """``mlops-pipeline status --json`` in a fresh interpreter (this environment's use case and
+    home), asserting it imported none of the heavy libraries: their import is what made
+    ``status`` slow."""
+    probe = (
+        "import json, sys\n"
+        "from mlops_pipeline.platform.cli import main\n"
+        "code = main(['status', '--json'])\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print(json.dumps(heavy), file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ.copy()
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stderr.splitlines()[-1]) == []
+    return json.loads(done.stdout)
 
 
 def test_status_lists_the_last_nights_drift_and_decisions(settings):

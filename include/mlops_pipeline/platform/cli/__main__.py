@@ -1,0 +1,5 @@
+import sys
+
+from mlops_pipeline.platform.cli import main
+
+sys.exit(main())
