@@ -233,3 +233,28 @@ def test_a_hanging_online_store_is_given_up_after_the_deadline(flaky_client, mon
     response = flaky_client.post("/predict", json={"entities": {"shop_id": [7]}})
     assert time.monotonic() - started < 0.9
     assert response.status_code == 503 and "no answer within 0.2 s" in response.json()["detail"]
+
+
+def test_lookups_queued_behind_slow_answers_wait_instead_of_failing(served, monkeypatch):
+    """Reads that answer, one at a time, in 0.15 s each: eight at once queue for 1.2 s, over a
+    0.5 s deadline, and every one is answered (the deadline is the read's, not the queue's)."""
+    import asyncio
+
+    import mlops_pipeline.features.access as access
+
+    monkeypatch.setattr(access, "OnlineFeatureReader", FlakyReader)
+    monkeypatch.setattr(FlakyReader, "error", None)
+    monkeypatch.setattr(online, "READ_DEADLINE_S", 0.5)
+    settings, _ = served
+    store = online.OnlineStore(settings)
+    store.open()
+    monkeypatch.setattr(FlakyReader, "delay_s", 0.15)
+
+    async def eight_at_once():
+        return await asyncio.gather(*(store.read([7]) for _ in range(8)), return_exceptions=True)
+
+    try:
+        answers = asyncio.run(eight_at_once())
+    finally:
+        store.close()
+    assert [a["shop_id"] for a in answers] == [[7]] * 8, answers

@@ -3,10 +3,12 @@ verdict on whether it is reachable.
 
 An unreachable store must cost a client a clear 503 in bounded time, not the store client's
 own retries (seconds of back-off), and must not stall the event loop meanwhile, so each read
-runs on one dedicated thread (one at a time, as on the event loop) and is given up after
-``READ_DEADLINE_S``. After a failure the store is reported down, without being asked again,
-for ``RECHECK_S``; then the next read or ``/ready`` asks it again. ``/ready`` asks at most once
-per ``RECHECK_S`` (a one-entity read), so it stays fast while reflecting the store.
+runs on one dedicated thread (one at a time, as on the event loop) and is given up once the read
+in progress has taken ``READ_DEADLINE_S`` (requests queued behind reads that do answer wait:
+that is load, not an unreachable store). After a failure the store is reported down, without
+being asked again, for ``RECHECK_S``; then the next read or ``/ready`` asks it again. ``/ready``
+asks at most once per ``RECHECK_S`` (a one-entity read), so it stays fast while reflecting the
+store.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class OnlineStore:
         self._problem: str | None = None
         self._checked_at = -float("inf")
         self._probe = asyncio.Lock()
+        # When the read on the reader thread began (None while it is idle).
+        self._running_since: float | None = None
 
     def open(self) -> None:
         """Start the reader thread and open the store (a failure is reported, not raised)."""
@@ -68,11 +72,28 @@ class OnlineStore:
             self._checked_at = time.monotonic()
 
     def _read_now(self, ids: list[int]) -> dict[str, list[Any]]:
-        if self._reader is None:  # it failed to open at start-up: try again
-            from mlops_pipeline.features.access import OnlineFeatureReader
+        self._running_since = time.monotonic()
+        try:
+            if self._reader is None:  # it failed to open at start-up: try again
+                from mlops_pipeline.features.access import OnlineFeatureReader
 
-            self._reader = OnlineFeatureReader(self.settings)
-        return self._reader.read(ids)
+                self._reader = OnlineFeatureReader(self.settings)
+            return self._reader.read(ids)
+        finally:
+            self._running_since = None
+
+    async def _answer(self, future: asyncio.Future[dict[str, list[Any]]]) -> dict[str, list[Any]]:
+        """``future``'s result, or ``TimeoutError`` once the read in progress (this one or the
+        one it waits behind) has run ``READ_DEADLINE_S``: time queued behind reads that answer
+        is load, not an unreachable store."""
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), READ_DEADLINE_S / 3)
+            except TimeoutError:
+                started = self._running_since
+                if started is not None and time.monotonic() - started >= READ_DEADLINE_S:
+                    future.cancel()  # a read still queued never reaches the stuck client
+                    raise
 
     async def read(self, ids: Sequence[int]) -> dict[str, list[Any]]:
         """The features of ``ids`` (``OnlineFeatureReader.read``), or
@@ -85,7 +106,7 @@ class OnlineStore:
             self._executor, self._read_now, list(ids)
         )
         try:
-            columns = await asyncio.wait_for(future, READ_DEADLINE_S)
+            columns = await self._answer(future)
         except TimeoutError:
             raise self._failed(f"no answer within {READ_DEADLINE_S} s") from None
         except Exception as exc:  # noqa: BLE001 - whatever the store client raised
