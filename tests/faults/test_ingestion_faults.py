@@ -1,15 +1,17 @@
 """Faults injected into a landing partition for real: a directory where the data file should
 be, extra files beside it (a second CSV of the day, a valid Parquet beside a broken CSV),
 scratch entries (hidden files, ``_SUCCESS``, a partial upload), null markers and stray text in
-number columns, entity duplicates, and a re-run of the same file. Each asserts the verdict and
-that nothing was lost or changed: the landing files' hashes, the lake partition, the
-quarantined rows."""
+number columns, entity duplicates, oddly spelled files (a UTF-8 BOM, CRLF line ends, ``+02:00``
+offsets), files without rows (header only, 0 bytes), and a re-run of the same file. Each
+asserts the verdict and that nothing was lost or changed: the landing files' hashes, the lake
+partition, the quarantined rows."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from mlops_pipeline.config import Settings
 from mlops_pipeline.data import ingestion_report, storage
 from mlops_pipeline.data.datagen import generate_frame, write_landing_file
 from mlops_pipeline.data.ingestion import BatchRejected, LandingFileMissing, ingest_day
-from mlops_pipeline.data.partition_write import FAILED_EXPECTATIONS
+from mlops_pipeline.data.partition_write import FAILED_EXPECTATIONS, VALIDATION_ID
 from mlops_pipeline.failures import PermanentFailure, TransientFailure
 
 DAY = dt.date(2025, 6, 2)
@@ -387,3 +389,91 @@ def test_a_sample_with_markers_is_drafted_with_them_and_ingests_alike(settings, 
     lake = pd.read_parquet(storage.partition_dir(tills.lake_dir, DAY))
     assert lake["takings"].isna().tolist() == [i in (5, 9) for i in range(rows)]
     assert tree_hashes(landed.parent) == landing
+
+
+def _with_bom(data: bytes) -> bytes:
+    return b"\xef\xbb\xbf" + data
+
+
+def _with_crlf(data: bytes) -> bytes:
+    return data.replace(b"\n", b"\r\n")
+
+
+_UTC_STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z")
+
+
+def _at_plus_two(data: bytes) -> bytes:
+    """Every UTC timestamp written as the same instant at ``+02:00``."""
+
+    def local(match: re.Match[bytes]) -> bytes:
+        instant = dt.datetime.fromisoformat(match.group(1).decode()) + dt.timedelta(hours=2)
+        return f"{instant:%Y-%m-%dT%H:%M:%S}+02:00".encode()
+
+    return _UTC_STAMP.sub(local, data)
+
+
+RESPELLINGS = {
+    "a UTF-8 BOM": _with_bom,
+    "CRLF line ends": _with_crlf,
+    "+02:00 offsets": _at_plus_two,
+}
+
+
+def test_another_spelling_of_the_same_rows_lands_the_same_partition(lenient):
+    lenient = lenient.replace(max_bad_row_fraction=0.05)
+    frame = generate_frame(lenient.spec, DAY, ROWS)
+    # Either side of midnight UTC: the instant decides, whatever date the offset's wall shows
+    # (at +02:00 the first is the next day's 01:30 and is kept, the second the day's own 01:30
+    # and is quarantined, being the day before in UTC).
+    edges = [(3, "event_timestamp", "2025-06-02T23:30:00Z")]
+    edges.append((4, "event_timestamp", "2025-06-01T23:30:00Z"))
+    path = land(lenient, frame, edges)
+    plain_bytes = path.read_bytes()
+    plain = ingest_day(lenient, DAY)
+    lake = storage.partition_dir(lenient.lake_dir, DAY) / "part-0.parquet"
+    lake_data = lake.read_bytes()
+    quarantine = storage.partition_dir(lenient.quarantine_dir, DAY)
+    quarantined = pd.read_parquet(quarantine).drop(columns=[VALIDATION_ID])
+    assert list(quarantined["customer_id"]) == [frame.loc[4, "customer_id"]]
+
+    for spelling, respell in RESPELLINGS.items():
+        path.write_bytes(respell(plain_bytes))
+        landing = tree_hashes(path.parent)
+        report = ingest_day(lenient, DAY)
+
+        outcome = (report.status, report.rows_valid, report.rows_quarantined)
+        assert outcome == ("validated", ROWS - 1, 1), spelling
+        assert report.landing_sha256 != plain.landing_sha256, f"{spelling}: not another file"
+        assert lake.read_bytes() == lake_data, spelling
+        again = pd.read_parquet(quarantine).drop(columns=[VALIDATION_ID])
+        pd.testing.assert_frame_equal(again, quarantined, obj=spelling)
+        assert tree_hashes(path.parent) == landing, spelling
+
+
+ROWLESS = {
+    "header only": (
+        lambda data: data.split(b"\n", 1)[0] + b"\n",
+        "batch is empty: the landing file holds no rows",
+        "expect_table_row_count_to_be_between",
+    ),
+    "0 bytes": (
+        lambda data: b"",
+        "landing file is unreadable: ArrowInvalid: Empty CSV file",
+        "file_is_readable",
+    ),
+}
+
+
+@pytest.mark.parametrize(("empty", "message", "failed"), ROWLESS.values(), ids=ROWLESS.keys())
+def test_a_file_without_rows_rejects_the_day(lenient, empty, message, failed):
+    validated_before(lenient)
+    path = storage.landing_file(lenient, DAY)
+    path.write_bytes(empty(path.read_bytes()))
+    landing = tree_hashes(path.parent)
+
+    with pytest.raises(BatchRejected) as rejected:
+        ingest_day(lenient, DAY)
+
+    assert message in str(rejected.value)
+    assert rejected.value.report.failed_expectations[0]["name"] == failed
+    assert_rejected_whole(lenient, rejected.value, landing)

@@ -229,7 +229,7 @@ def test_corrupt_file_cannot_be_read(settings, file_format):
 @pytest.mark.parametrize("usecase", ["churn", "store_demand"])
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])
 def test_landing_file_round_trips(settings, usecase, file_format):
-    from mlops_pipeline.data.validation import conform_types
+    from mlops_pipeline.data.conform import conform_types
 
     settings = settings.for_usecase(usecase)
     spec = settings.spec

@@ -10,20 +10,13 @@ import pyarrow as pa
 import pytest
 
 from mlops_pipeline.config import Settings
+from mlops_pipeline.data.conform import VALIDATED_DTYPES, conform_types, unparsable_values
 from mlops_pipeline.data.contract import Kind
 from mlops_pipeline.data.datagen import SchemaBreak, generate_frame
+from mlops_pipeline.data.duplicates import entity_duplicates
+from mlops_pipeline.data.expectation_outcomes import BATCH, ROW
 from mlops_pipeline.data.ingestion import partition_interval
-from mlops_pipeline.data.validation import (
-    BATCH,
-    ROW,
-    VALIDATED_DTYPES,
-    GxProject,
-    build_suite,
-    conform_types,
-    entity_duplicates,
-    suite_name,
-    unparsable_values,
-)
+from mlops_pipeline.data.validation import GxProject, build_suite, suite_name
 
 DAY = dt.date(2025, 6, 2)
 RULES = {"min_batch_rows": 50, "max_batch_rows": 10_000}

@@ -43,6 +43,8 @@ import pyarrow as pa
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.data import storage
+from mlops_pipeline.data.conform import conform_types, unparsable_values
+from mlops_pipeline.data.expectation_outcomes import ExpectationOutcome, failure_mask
 from mlops_pipeline.data.ingestion_report import IngestionReport, write_report
 from mlops_pipeline.data.landing import (
     describe_entry,
@@ -56,15 +58,7 @@ from mlops_pipeline.data.partition_write import (
     write_rejection_verdict,
     write_validated,
 )
-from mlops_pipeline.data.validation import (
-    SUITE_VERSION,
-    ExpectationOutcome,
-    GxProject,
-    conform_types,
-    failure_mask,
-    suite_name,
-    unparsable_values,
-)
+from mlops_pipeline.data.validation import SUITE_VERSION, GxProject, suite_name
 from mlops_pipeline.failures import PermanentFailure
 from mlops_pipeline.usecases.spec import Cadence
 from mlops_pipeline.usecases.vocabulary import partition_key
