@@ -79,8 +79,21 @@ def night_record(
     retrain: bool,
     metric: str = "roc_auc",
     drifting: str = "monthly_charges",
+    others: tuple[str, ...] = (),
+    reasons: list[str] | None = None,
 ) -> dict:
-    """A night record shaped as ``monitoring`` writes it (the fields ``status`` reads)."""
+    """A night record shaped as ``monitoring`` writes it (the fields ``status`` and the view
+    read): ``drifting``'s score is the night's share, ``others``' a fraction of it."""
+    columns = {
+        name: {"score": round(drift_share * (1 - j / 4), 4), "method": "wasserstein"}
+        for j, name in enumerate((drifting, *others))
+    }
+    for column in columns.values():
+        column.update(threshold=0.1, drifted=column["score"] >= 0.1)
+    if reasons is None:
+        reasons = (
+            ["2 of the last 3 nights drifted"] if retrain else ["no drift over the thresholds"]
+        )
     return {
         "night": night.isoformat(),
         "status": "checked",
@@ -89,30 +102,102 @@ def night_record(
         "drift": {
             "drift_share": drift_share,
             "drifted_columns": [drifting] if drift_share >= 0.2 else [],
+            "columns": columns,
         },
         "performance": {"metric": metric, "drop": round(drift_share / 10, 4)},
         "decision": {
             "retrain": retrain,
-            "reasons": ["2 of the last 3 nights drifted"] if retrain else [],
+            "reasons": reasons,
         },
     }
 
 
+def cooldown_reason(requested: dt.date) -> str:
+    return f"cooldown: retrain requested on {requested.isoformat()}, 1 partition(s) ago"
+
+
 def record_nights(settings: Settings, count: int, champion: str = "1") -> list[dt.date]:
-    """``count`` night records ending the day after the lake, each with an HTML report."""
+    """``count`` night records ending the day after the lake, each with an HTML report; a
+    night that drifts the night after a retrain request is a "no" for the cooldown."""
     from mlops_pipeline.monitoring.records import REPORT, SUMMARY, night_dir
 
     spec = settings.spec
     nights = [DAYS[-1] - dt.timedelta(days=count - 2 - i) for i in range(count)]
+    requested: dt.date | None = None
     for i, night in enumerate(nights):
         share = round((i % 10) / 20, 2)
         folder = night_dir(settings, night)
+        cooling = share >= 0.4 and requested == night - dt.timedelta(days=1)
         record = night_record(
-            night, share, champion, share >= 0.4, spec.primary_metric, spec.feature_columns[0]
+            night,
+            share,
+            champion,
+            share >= 0.4 and not cooling,
+            spec.primary_metric,
+            spec.feature_columns[0],
+            tuple(spec.feature_columns[1:3]),
+            [cooldown_reason(night - dt.timedelta(days=1))] if cooling else None,
         )
+        requested = night if record["decision"]["retrain"] else None
         storage.write_json(folder / SUMMARY, record)
         (folder / REPORT).write_text(f"<html><body>Evidently report {night}</body></html>")
     return nights
+
+
+def record_scored_partitions(
+    settings: Settings, days: list[dt.date], version: str, rows: int = 50
+) -> None:
+    """Predictions partitions shaped as the batch scoring DAG writes them (one Parquet file
+    per partition, the columns of ``scoring.batch``): scores ``i / rows``, decided at 0.5."""
+    import pandas as pd
+
+    spec = settings.spec
+    for day in days:
+        scores = [i / rows for i in range(rows)]
+        frame = pd.DataFrame(
+            {
+                spec.entity.key: range(1, rows + 1),
+                spec.timestamp: pd.Timestamp(day, tz="UTC"),
+                "score": scores,
+                "decision": [s >= 0.5 for s in scores],
+                "model_name": spec.model_name,
+                "model_version": version,
+                "feature_service": spec.features.service,
+                "airflow_run_id": f"scheduled__{day.isoformat()}",
+            }
+        )
+        path = storage.partition_dir(settings.batch_predictions_dir, day) / "part.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+
+
+def record_shadow(
+    settings: Settings, version: str, champion: str, requests: int, errors: int = 0
+) -> None:
+    """A live shadow log shaped as ``serving.shadow.LiveShadow`` writes it: one row per
+    request, latency ``request + 1`` ms, the challenger's decision disagreeing on every
+    fourth."""
+    folder = settings.shadow_predictions_dir / f"date={DAYS[-1].isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for request in range(requests):
+        champion_score = 0.9 if request % 2 else 0.1
+        lines.append(
+            {
+                settings.spec.entity.key: request,
+                "score": champion_score,
+                "model_version": version,
+                "decision": (champion_score >= 0.5) != (request % 4 == 0),
+                "champion_score": champion_score,
+                "champion_version": champion,
+                "source": "features",
+                "request": f"r{request}",
+                "latency_ms": float(request + 1),
+            }
+        )
+    for error in range(errors):
+        lines.append({"model_version": version, "request": f"e{error}", "error": "boom"})
+    (folder / "shadow.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
 
 
 def decision_files(settings: Settings) -> list[dict]:

@@ -3,14 +3,20 @@ of the declared use cases, and each use case's pages."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from html import escape
+from urllib.parse import urljoin
 
+import plotly.graph_objects as go
 import pytest
 
 from mlops_pipeline.config import get_settings
 from mlops_pipeline.deployment import registry
+from mlops_pipeline.monitoring.records import SUMMARY, night_dir
 from mlops_pipeline.platform.mlops_view.files import resolve_report
+from mlops_pipeline.platform.mlops_view.sections import WHY_FIGURES_DIFFER
 from mlops_pipeline.platform.status import platform_status
 from tests.ui.conftest import login
 from tests.ui.state import (
@@ -21,6 +27,8 @@ from tests.ui.state import (
     decision_files,
     prepare_lake,
     record_nights,
+    record_scored_partitions,
+    record_shadow,
     train_and_decide,
     write_usecases,
 )
@@ -106,8 +114,11 @@ def test_status_api_shows_versions_decisions_drift_and_validation(view):
     state = answer.json()
     settings = get_settings().for_usecase(CHURN)
     status = platform_status(settings, 30)
-    # The same state as `mlops-pipeline status`.
-    assert state["models"]["versions"] == status["models"]["versions"]
+    # The same state as `mlops-pipeline status`, and the view's links beside it.
+    links = {"airflow_url", "mlflow_run_url", "mlflow_version_url"}
+    versions = state["models"]["versions"]
+    without = [{k: v for k, v in version.items() if k not in links} for version in versions]
+    assert without == status["models"]["versions"]
     assert state["ingestion"]["validated_partitions"] == status["ingestion"]["validated_partitions"]
     assert state["usecase"]["name"] == CHURN
     assert state["models"]["registered_model"] == settings.spec.model_name
@@ -134,7 +145,10 @@ def test_status_api_shows_versions_decisions_drift_and_validation(view):
     for shown, record in zip(decisions, written, strict=True):
         assert shown["gates"] == record["evaluation"]["gates"]["checks"]
         assert shown["gates_passed"] == record["evaluation"]["gates"]["passed"]
-        assert shown["record"].startswith("reports/decisions/") and shown["record"].endswith(".md")
+        assert shown["record"].startswith("documents/decisions/") and shown["record"].endswith(
+            ".md"
+        )
+        assert shown["record_markdown"] == "reports/" + shown["record"].removeprefix("documents/")
     assert not decisions[0]["gates_passed"] and decisions[0]["reasons"]
     assert any(not g["passed"] for g in decisions[0]["gates"])
     assert all(g["passed"] for g in decisions[1]["gates"])
@@ -158,7 +172,7 @@ def test_status_api_shows_versions_decisions_drift_and_validation(view):
 
 
 def _links(text: str) -> set[str]:
-    links = set(re.findall(r"href='((?:reports|model-card)/[^']+)'", text))
+    links = set(re.findall(r"href='((?:reports|documents|model-card)/[^']+)'", text))
     return links | set(re.findall(r"src='(model-card/[^']+)'", text))
 
 
@@ -286,3 +300,209 @@ def test_resolve_report_refuses_every_way_out(settings):
         with pytest.raises(FileNotFoundError):
             resolve_report(settings, relative)
     assert os.path.exists(settings.home / "secret")
+
+
+# ---- the page's charts, links, documents, scored partitions and shadow ----------------------
+
+MLFLOW_UI = "http://mlflow.test:5000"
+
+
+def _figures(text: str) -> dict[str, dict]:
+    found = re.findall(r"<script type='application/json' data-chart='([^']+)'>(.*?)</script>", text)
+    return {name: json.loads(payload) for name, payload in found}
+
+
+def test_the_charts_embed_the_state_they_draw(view):
+    text = view.get(f"/mlops/{CHURN}/").text
+    state = view.get(f"/mlops/api/{CHURN}/status").json()
+    figures = _figures(text)
+    for figure in figures.values():
+        go.Figure(figure)  # validated against plotly's schema: no unknown property or value
+    assert set(figures) == {
+        "chart-drift-share",
+        "chart-column-scores",
+        "chart-metrics",
+        "chart-gates",
+    }
+
+    history = state["monitoring"]["history"]
+    assert [n["night"] for n in history] == sorted(
+        n["night"] for n in state["monitoring"]["nights"]
+    )
+    share, threshold, retrain = figures["chart-drift-share"]["data"]
+    assert share["x"] == [n["night"] for n in history]
+    assert share["y"] == [round((i % 10) / 20, 2) for i in range(10)]
+    spec = get_settings().for_usecase(CHURN).spec
+    assert set(threshold["y"]) == {spec.drift.share_threshold}
+    assert retrain["x"] == [n["night"] for n in history if n["retrain"]] and retrain["x"]
+
+    (heatmap,) = figures["chart-column-scores"]["data"]
+    assert heatmap["y"] == sorted(spec.feature_columns[:3])
+    record = json.loads(
+        (night_dir(get_settings().for_usecase(CHURN), DAYS[-1]) / SUMMARY).read_text()
+    )
+    column = heatmap["x"].index(DAYS[-1].isoformat())
+    for name, row in zip(heatmap["y"], heatmap["z"], strict=True):
+        assert row[column] == record["drift"]["columns"][name]["score"]
+
+    versions = {v["version"]: v for v in state["models"]["versions"]}
+    series = {trace["name"]: trace for trace in figures["chart-metrics"]["data"]}
+    trained = series["roc_auc (training test)"]
+    assert trained["x"] == ["v1", "v2"]
+    assert trained["y"] == [
+        versions["1"]["metrics"]["roc_auc"],
+        versions["2"]["metrics"]["roc_auc"],
+    ]
+    gated = series["roc_auc (gate holdout)"]
+    by_version = {
+        d["challenger"]["version"]: d["challenger"]["metrics"] for d in state["decisions"]
+    }
+    assert gated["y"] == [by_version[x.removeprefix("v")]["roc_auc"] for x in gated["x"]]
+
+    newest = state["decisions"][0]
+    numeric = [
+        c
+        for c in newest["gates"]
+        if not isinstance(c["value"], str | None) and not isinstance(c["threshold"], str | None)
+    ]
+    bars = figures["chart-gates"]["data"]
+    assert [b["name"] for b in bars] == [c["name"] for c in numeric] and bars
+    for bar, check in zip(bars, numeric, strict=True):
+        assert bar["y"] == [check["value"], check["threshold"]]
+
+
+def _external_hosts(text: str, allowed: set[str]) -> set[str]:
+    hosts = set(re.findall(r"https?://([^/'\"\s<>)#]+)", text))
+    return {
+        h for h in hosts if h.split(":")[0] not in {"127.0.0.1", "localhost"} and h not in allowed
+    }
+
+
+def test_plotly_is_served_by_the_view_and_no_page_loads_from_elsewhere(view, monkeypatch):
+    monkeypatch.setenv("MLOPS_MLFLOW_UI_URL", MLFLOW_UI)
+    page = view.get(f"/mlops/{CHURN}/").text
+    (src,) = re.findall(r"<script src='([^']+)'>", page)
+    assert src.startswith("../static/plotly-") and src.endswith(".min.js")
+    script = view.get(f"/mlops/{CHURN}/{src}", headers={"Accept-Encoding": "gzip"})
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "max-age=31536000" in script.headers["cache-control"]
+    assert script.headers["content-encoding"] == "gzip"
+    assert "plotly.js" in script.text[:500] and len(script.text) > 1_000_000
+    assert view.get("/mlops/static/plotly-0.0.0.min.js").status_code == 404
+
+    documents = [page, view.get("/mlops/").text]
+    # Data Docs are Great Expectations' own pages, not the view's.
+    documents += [
+        view.get(f"/mlops/{CHURN}/{link}").text
+        for link in _links(page)
+        if link.endswith((".md", ".html")) and "data_docs" not in link
+    ]
+    assert len(documents) >= 6
+    for text in documents:
+        assert not _external_hosts(text, {MLFLOW_UI.removeprefix("http://")}), text[:200]
+
+
+def test_documents_are_rendered_markdown(view):
+    page = view.get(f"/mlops/{CHURN}/").text
+    record = re.search(r"href='(documents/decisions/[^']+\.md)'>decision record<", page).group(1)
+    answer = view.get(f"/mlops/{CHURN}/{record}")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    html = answer.text
+    article = html[html.index("<article") :]
+    for expected in [
+        "<h1>",
+        "<ul>",
+        "<li>Outcome: <strong>",
+        "<table>",
+        "<td>floor:roc_auc</td>",
+        "<code>",
+    ]:
+        assert expected in article, expected
+    assert "`" not in article and "\n- " not in article and "|---" not in article
+    raw = re.search(r"href='([^']*reports/decisions/[^']+\.md)'>Markdown<", html).group(1)
+    markdown = view.get(urljoin(f"/mlops/{CHURN}/{record}", raw))
+    assert markdown.status_code == 200 and "| gate | value |" in markdown.text
+    assert view.get(f"/mlops/{CHURN}/documents/data_docs/index.html").status_code == 404
+
+    card = view.get(f"/mlops/{CHURN}/model-card/1/model_card.html").text
+    for expected in ["<ul>", "<li>", "<code>", "<table>", '<img src="shap_importance.png"']:
+        assert expected in card, expected
+    assert "`" not in card and "<p>- " not in card
+
+
+def test_links_lead_to_the_mlflow_and_airflow_runs(view, monkeypatch):
+    state = view.get(f"/mlops/api/{CHURN}/status").json()
+    assert state["links"]["mlflow_ui"] is None, "the embedded store has no UI to link to"
+    assert all(v["mlflow_run_url"] is None for v in state["models"]["versions"])
+
+    monkeypatch.setenv("MLOPS_MLFLOW_UI_URL", MLFLOW_UI + "/")
+    state = view.get(f"/mlops/api/{CHURN}/status").json()
+    page = view.get(f"/mlops/{CHURN}/").text
+    model = state["models"]["registered_model"]
+    for version in state["models"]["versions"]:
+        run = f"{MLFLOW_UI}/#/runs/{version['run_id']}"
+        registered = f"{MLFLOW_UI}/#/models/{model}/versions/{version['version']}"
+        assert (version["mlflow_run_url"], version["mlflow_version_url"]) == (run, registered)
+        assert f"href='{run}' target='_blank'" in page and f"href='{registered}'" in page
+    for decision, reason in zip(state["decisions"], ["bad on purpose", "good"], strict=True):
+        url = f"../../dags/{CHURN}__deploy/runs/test__{reason.replace(' ', '%20')}"
+        assert decision["airflow_url"] == url
+        assert f"href='{url}' target='_top'>Airflow run</a>" in page
+        assert decision["mlflow_run_url"].startswith(f"{MLFLOW_UI}/#/runs/")
+
+
+def test_every_no_says_why_and_gate_figures_are_explained(view):
+    page = view.get(f"/mlops/{CHURN}/").text
+    drift = page[page.index("<section id='drift'>") :].split("</section>")[0]
+    verdicts = re.findall(r"<td>(no[^<]*)</td>", drift)
+    assert verdicts and "no" not in verdicts
+    cooldown = f"no (cooldown: retrain requested on {DAYS[-1].isoformat()}, 1 partition(s) ago)"
+    assert cooldown in verdicts
+    assert "no (no drift over the thresholds)" in verdicts
+    decisions = page[page.index("<section id='decisions'>") :].split("</section>")[0]
+    assert (
+        escape(WHY_FIGURES_DIFFER) in decisions
+        and escape(WHY_FIGURES_DIFFER) in page[: page.index("<section id='models'>")]
+    )
+    assert "holdout 2025-08-" in decisions
+
+
+def test_without_scores_or_shadow_traffic_the_page_says_so(view, regression_home):
+    page = view.get(f"/mlops/{CHURN}/").text
+    assert "Not scored yet" in page and "No shadow traffic" in page
+    assert "No challenger: nothing to shadow." in view.get(f"/mlops/{REGRESSION}/").text
+    state = view.get(f"/mlops/api/{CHURN}/status").json()
+    assert state["scoring"]["partitions"] == []
+    assert state["shadow"]["challenger"] == "2" and state["shadow"]["summary"]["requests"] == 0
+
+
+@pytest.fixture(scope="module")
+def scored_and_shadowed(prepared_home):
+    """Three scored partitions with the champion, and shadow traffic of the challenger."""
+    settings = get_settings().for_usecase(CHURN)
+    record_scored_partitions(settings, DAYS[-3:], "1")
+    record_shadow(settings, "2", "1", requests=8, errors=1)
+
+
+def test_the_last_scored_partitions_and_the_shadow_comparison(view, scored_and_shadowed):
+    state = view.get(f"/mlops/api/{CHURN}/status").json()
+    partitions = state["scoring"]["partitions"]
+    assert [p["date"] for p in partitions] == [d.isoformat() for d in reversed(DAYS[-3:])]
+    for partition in partitions:
+        assert (partition["rows"], partition["model_versions"]) == (50, ["1"])
+        assert partition["scores"]["positive_share"] == 0.5
+        assert sum(partition["histogram"]["counts"]) == 50
+        assert partition["airflow_run_ids"] == [f"scheduled__{partition['date']}"]
+    shadow = state["shadow"]["summary"]
+    assert (shadow["version"], shadow["requests"], shadow["errors"]) == ("2", 8, 1)
+    assert shadow["agreement"] == 0.75 and 7.9 < shadow["p99_ms"] <= 8.0
+
+    page = view.get(f"/mlops/{CHURN}/").text
+    scoring = page[page.index("<section id='scoring'>") :].split("</section>")[0]
+    assert f"<td>{DAYS[-1].isoformat()}</td><td>50</td><td>v1</td>" in scoring
+    histograms = _figures(scoring)["chart-scores"]["data"]
+    assert [h["y"] for h in histograms] == [p["histogram"]["counts"] for p in partitions]
+    shadowed = page[page.index("<section id='shadow'>") :].split("</section>")[0]
+    assert "Challenger v2 beside champion v1" in shadowed
+    assert "<td>8</td><td>8</td><td><span class='badge fail'>1</span></td>" in shadowed
+    assert "<td>0.750</td>" in shadowed

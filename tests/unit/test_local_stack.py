@@ -61,6 +61,7 @@ def test_environment_forces_auth_and_local_binding_and_keeps_other_choices(setti
     assert (env["AIRFLOW__API__HOST"], env["AIRFLOW__API__PORT"]) == ("127.0.0.1", "18081")
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18081/execution/"
     assert env["MLOPS_SERVING_URL"] == "http://127.0.0.1:18001"
+    assert env["MLOPS_MLFLOW_UI_URL"] == "http://127.0.0.1:5000"
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__CORE__PARALLELISM"] == "2", "a variable set by the user wins"
     shared = json.loads((airflow_home / SECRETS_FILE).read_text())

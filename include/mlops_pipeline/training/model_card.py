@@ -199,39 +199,30 @@ def render_markdown(title: str, sections: list[tuple[str, list[str]]]) -> str:
 
 
 def render_html(title: str, sections: list[tuple[str, list[str]]]) -> str:
-    """A self-contained page: tables stay tables, lists stay lists, everything else a paragraph."""
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}</style>",
-        f"</head><body><h1>{html.escape(title)}</h1>",
+    """A self-contained page of the card's Markdown, rendered by markdown-it (CommonMark and
+    tables; raw HTML escaped), with the SHAP plot under its section."""
+    from markdown_it import MarkdownIt
+
+    with_plot = [
+        (heading, [*body, "", "![SHAP importance](shap_importance.png)"])
+        if heading.startswith("Why")
+        else (heading, body)
+        for heading, body in sections
     ]
-    for heading, body in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        table: list[list[str]] = []
-        for line in [*body, ""]:
-            if line.startswith("|"):
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                if not set("".join(cells)) <= {"-"}:
-                    table.append(cells)
-                continue
-            if table:
-                head, *rows = table
-                parts.append(
-                    "<table><tr>"
-                    + "".join(f"<th>{html.escape(c)}</th>" for c in head)
-                    + "</tr>"
-                    + "".join(
-                        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                        for row in rows
-                    )
-                    + "</table>"
-                )
-                table = []
-            if line:
-                parts.append(f"<p>{html.escape(line)}</p>")
-        if heading.startswith("Why"):
-            parts.append("<img src='shap_importance.png' alt='SHAP importance' width='600'>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    body = (
+        MarkdownIt("commonmark", {"html": False})
+        .enable("table")
+        .render(render_markdown(title, with_plot))
+    )
+    return "\n".join(
+        [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>{html.escape(title)}</title>",
+            "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+            "img{max-width:600px}code{background:#f4f4f4;padding:0 3px}</style>",
+            "</head><body>",
+            body,
+            "</body></html>",
+        ]
+    )

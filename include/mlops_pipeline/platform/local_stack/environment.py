@@ -103,6 +103,8 @@ def airflow_environment(
         "AIRFLOW__CORE__PARALLELISM": "4",
         "MLOPS_HOME": str(settings.home),
         "MLOPS_USECASES_DIR": str(settings.usecases_dir),
+        # The MLOps view's links to the MLflow UI this stack runs.
+        "MLOPS_MLFLOW_UI_URL": f"http://{HOST}:{ports.mlflow}",
     }
     if len(usecases) == 1:
         # The post-promotion smoke test asks the model server this stack runs.

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mlops_pipeline.config import Settings, get_settings
+from mlops_pipeline.platform.mlops_view.charts import plotly_js, plotly_js_name
+from mlops_pipeline.platform.mlops_view.documents import render_document
 from mlops_pipeline.platform.mlops_view.files import ModelCards, resolve_report
 from mlops_pipeline.platform.mlops_view.page import render_page
 from mlops_pipeline.platform.mlops_view.picker import render_picker
@@ -19,6 +21,8 @@ from mlops_pipeline.platform.mlops_view.state import (
 )
 
 URL_PREFIX = "/mlops"
+# The plotly.js file name carries its version: a new plotly is a new URL, so a year is safe.
+STATIC_CACHE = "private, max-age=31536000, immutable"
 
 
 def external_view() -> dict[str, Any]:
@@ -38,7 +42,8 @@ def create_app(settings_factory: Callable[[], Settings] = get_settings) -> Any:
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
     from fastapi import Depends, FastAPI, HTTPException, Query
-    from fastapi.responses import FileResponse, HTMLResponse
+    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from starlette.middleware.gzip import GZipMiddleware
 
     cards = ModelCards()
     app = FastAPI(
@@ -47,6 +52,8 @@ def create_app(settings_factory: Callable[[], Settings] = get_settings) -> Any:
         docs_url=None,
         redoc_url=None,
     )
+    # plotly.js is megabytes of text; compressed it is a third of that.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     def not_found(exc: FileNotFoundError) -> HTTPException:
         return HTTPException(status_code=404, detail=f"not found: {exc}")
@@ -60,6 +67,16 @@ def create_app(settings_factory: Callable[[], Settings] = get_settings) -> Any:
     @app.get("/", response_class=HTMLResponse)
     def picker() -> str:
         return render_picker(usecases(settings_factory()))
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name != plotly_js_name():
+            raise HTTPException(status_code=404, detail=f"not found: {name}")
+        return Response(
+            plotly_js()[0],
+            media_type="text/javascript",
+            headers={"Cache-Control": STATIC_CACHE},
+        )
 
     @app.get("/api/usecases")
     def usecases_api() -> list[dict[str, Any]]:
@@ -77,6 +94,13 @@ def create_app(settings_factory: Callable[[], Settings] = get_settings) -> Any:
     def report(usecase: str, relative: str) -> FileResponse:
         try:
             return FileResponse(resolve_report(of(usecase), relative))
+        except FileNotFoundError as exc:
+            raise not_found(exc) from exc
+
+    @app.get("/{usecase}/documents/{relative:path}", response_class=HTMLResponse)
+    def document(usecase: str, relative: str) -> str:
+        try:
+            return render_document(resolve_report(of(usecase), relative), relative)
         except FileNotFoundError as exc:
             raise not_found(exc) from exc
 

@@ -19,6 +19,9 @@ padding:3px 8px;text-align:left;vertical-align:top}th{background:#f7fafc}
 .bar span{display:block;height:8px;background:#dd6b20}
 .empty{color:#718096}.muted{color:#718096}iframe{width:100%;height:40rem;
 border:1px solid #e2e8f0}code{font-size:12px}nav a{margin-right:1rem}
+.chart{width:100%;max-width:70rem;height:320px}.note{color:#4a5568;font-style:italic}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:.5rem}
+.chart.wide{grid-column:1/-1;max-width:none}
 """
 
 
@@ -34,8 +37,14 @@ def number(value: Any, digits: int = 3) -> str:
     return escape(value)
 
 
-def link(url: str | None, text: str) -> str:
-    return f"<a href='{escape(url)}'>{escape(text)}</a>" if url else "–"
+def link(url: str | None, text: str, target: str | None = None) -> str:
+    """``target``: ``_top`` for Airflow's pages (the view is framed in its UI), ``_blank``
+    for the MLflow UI."""
+    if not url:
+        return "–"
+    rel = " rel='noopener'" if target == "_blank" else ""
+    where = f" target='{target}'{rel}" if target else ""
+    return f"<a href='{escape(url)}'{where}>{escape(text)}</a>"
 
 
 def table(headers: list[str], rows: list[list[str]], empty: str) -> str:
@@ -57,8 +66,8 @@ def created(value: Any) -> str:
     return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def document_head(title: str) -> str:
+def document_head(title: str, style: str = "") -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+        f"<title>{escape(title)}</title><style>{STYLE}{style}</style></head><body>"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_pipeline.platform.mlops_view.charts import chart_scripts, plotly_js_name
+from mlops_pipeline.platform.mlops_view.history import no_retrain_reason
 from mlops_pipeline.platform.mlops_view.markup import (
     badge,
     created,
@@ -13,6 +15,13 @@ from mlops_pipeline.platform.mlops_view.markup import (
     link,
     number,
     table,
+)
+from mlops_pipeline.platform.mlops_view.sections import (
+    WHY_FIGURES_DIFFER,
+    charts_section,
+    lineage_links,
+    scoring_section,
+    shadow_section,
 )
 
 
@@ -30,6 +39,7 @@ def _models_section(models: dict[str, Any], usecase: dict[str, Any]) -> str:
             escape(v.get("data_window")),
             escape(v.get("trigger_reason")),
             created(v.get("created")),
+            lineage_links(v),
         ]
         for v in models["versions"]
     ]
@@ -49,6 +59,7 @@ def _models_section(models: dict[str, Any], usecase: dict[str, Any]) -> str:
                 "data window",
                 "reason",
                 "created (UTC)",
+                "links",
             ],
             rows,
             "No registered version yet: run the use case's training DAG.",
@@ -58,7 +69,10 @@ def _models_section(models: dict[str, Any], usecase: dict[str, Any]) -> str:
 
 
 def _decisions_section(decisions: list[dict[str, Any]]) -> str:
-    parts = ["<section id='decisions'><h2>Latest decisions</h2>"]
+    parts = [
+        "<section id='decisions'><h2>Latest decisions</h2>",
+        f"<p class='note'>{escape(WHY_FIGURES_DIFFER)}</p>",
+    ]
     if not decisions:
         parts.append("<p class='empty'>No deployment decision yet.</p>")
     for record in decisions:
@@ -71,7 +85,10 @@ def _decisions_section(decisions: list[dict[str, Any]]) -> str:
             f"<h3>{escape(record.get('action'))} v{escape(record.get('version'))} "
             f"{badge(outcome, kind)}</h3>"
             f"<p>{escape(record.get('decided_at'))} by {escape(record.get('decided_by'))} · "
-            f"{link(record.get('record'), 'decision record')}</p>"
+            f"{link(record.get('record'), 'decision record')} "
+            f"({link(record.get('record_markdown'), 'Markdown')}) · {lineage_links(record)}"
+            + (f" · holdout {escape(record['holdout'])}" if record.get("holdout") else "")
+            + "</p>"
         )
         if record.get("reasons"):
             parts.append(
@@ -100,6 +117,7 @@ def _decisions_section(decisions: list[dict[str, Any]]) -> str:
 
 def _drift_section(monitoring: dict[str, Any], usecase: dict[str, Any]) -> str:
     nights = monitoring.get("nights") or []
+    runs = {n["night"]: n.get("airflow_url") for n in monitoring.get("history") or []}
     rows = []
     for night in nights:
         share = night.get("drift_share")
@@ -109,6 +127,12 @@ def _drift_section(monitoring: dict[str, Any], usecase: dict[str, Any]) -> str:
             else ""
         )
         retrain = night.get("retrain")
+        if retrain:
+            verdict = badge("retrain", "fail")
+        elif retrain is False:
+            verdict = escape(f"no ({no_retrain_reason(night.get('reasons'))})")
+        else:
+            verdict = "–"
         rows.append(
             [
                 escape(night.get("night")),
@@ -118,8 +142,9 @@ def _drift_section(monitoring: dict[str, Any], usecase: dict[str, Any]) -> str:
                 bar + number(share),
                 escape(", ".join(night.get("drifted_columns") or [])),
                 number(night.get("performance_drop")),
-                badge("retrain", "fail") if retrain else escape("no" if retrain is False else "–"),
+                verdict,
                 link(night.get("report_url"), "Evidently report"),
+                link(runs.get(night.get("night")), "Airflow run", "_top"),
             ]
         )
     return (
@@ -135,6 +160,7 @@ def _drift_section(monitoring: dict[str, Any], usecase: dict[str, Any]) -> str:
                 f"{usecase['primary_metric']} drop",
                 "retrain",
                 "report",
+                "run",
             ],
             rows,
             "No drift night recorded yet (the drift check runs nightly once a champion serves).",
@@ -208,15 +234,26 @@ def render_page(state: dict[str, Any]) -> str:
             f"owner {escape(usecase['owner'])}</p>",
             f"<p class='muted'>State of {escape(state['mlops_home'])} "
             f"({escape(state['profile'])} profile) at {escape(state['generated_at'])} · "
-            f"<a href='../api/{escape(usecase['name'])}/status'>JSON</a></p>",
-            "<nav><a href='#models'>Models</a><a href='#decisions'>Decisions</a>"
-            "<a href='#drift'>Drift</a><a href='#ingestion'>Validation</a>"
-            "<a href='#model-card'>Model card</a></nav>",
+            f"<a href='../api/{escape(usecase['name'])}/status'>JSON</a>"
+            + (
+                " · " + link(state["links"]["mlflow_ui"], "MLflow UI", "_blank")
+                if state["links"]["mlflow_ui"]
+                else ""
+            )
+            + "</p>",
+            "<nav><a href='#charts'>Charts</a><a href='#models'>Models</a>"
+            "<a href='#decisions'>Decisions</a><a href='#drift'>Drift</a>"
+            "<a href='#scoring'>Scoring</a><a href='#shadow'>Shadow</a>"
+            "<a href='#ingestion'>Validation</a><a href='#model-card'>Model card</a></nav>",
+            charts_section(state),
             _models_section(models, usecase),
             _decisions_section(state["decisions"]),
             _drift_section(state.get("monitoring") or {}, usecase),
+            scoring_section(state),
+            shadow_section(state),
             _ingestion_section(state["ingestion"], state["features"]),
             _card_section(models),
+            chart_scripts(f"../static/{plotly_js_name()}"),
             "</body></html>",
         ]
     )

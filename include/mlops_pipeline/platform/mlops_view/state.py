@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.config import Settings
+from mlops_pipeline.platform.mlops_view.links import airflow_run_url, mlflow_run_url, mlflow_ui_url
 
 DEFAULT_NIGHTS = 30
 
@@ -20,12 +21,27 @@ def report_link(settings: Settings, path: Path) -> str | None:
     return f"reports/{relative.as_posix()}" if path.is_file() else None
 
 
-def _decisions(settings: Settings, limit: int) -> list[dict[str, Any]]:
+def document_link(settings: Settings, path: Path) -> str | None:
+    """The view's URL of a Markdown file under ``reports/`` rendered as HTML, if it exists."""
+    raw = report_link(settings, path)
+    return None if raw is None else "documents/" + raw.removeprefix("reports/")
+
+
+def _scores(evaluation: dict[str, Any], role: str) -> dict[str, Any] | None:
+    scored = evaluation.get(role)
+    if not scored:
+        return None
+    return {"version": scored.get("version"), "metrics": scored.get("metrics") or {}}
+
+
+def _decisions(settings: Settings, limit: int, mlflow_ui: str | None) -> list[dict[str, Any]]:
     from mlops_pipeline.deployment.decisions import decision_records
 
     rows = []
     for path, record in decision_records(settings, limit):
-        gates = (record.get("evaluation") or {}).get("gates") or {}
+        evaluation = record.get("evaluation") or {}
+        gates = evaluation.get("gates") or {}
+        challenger_run = (evaluation.get("challenger") or {}).get("run_id")
         rows.append(
             {
                 **{
@@ -42,7 +58,13 @@ def _decisions(settings: Settings, limit: int) -> list[dict[str, Any]]:
                 },
                 "gates_passed": gates.get("passed"),
                 "gates": gates.get("checks") or [],
-                "record": report_link(settings, path.with_suffix(".md")),
+                "record": document_link(settings, path.with_suffix(".md")),
+                "record_markdown": report_link(settings, path.with_suffix(".md")),
+                "holdout": (evaluation.get("holdout") or {}).get("window"),
+                "challenger": _scores(evaluation, "challenger"),
+                "champion": _scores(evaluation, "champion"),
+                "airflow_url": airflow_run_url(record.get("airflow")),
+                "mlflow_run_url": mlflow_run_url(mlflow_ui, challenger_run),
             }
         )
     return rows
@@ -52,12 +74,17 @@ def view_state(
     settings: Settings, nights: int = DEFAULT_NIGHTS, decisions: int = 5
 ) -> dict[str, Any]:
     """``platform_status`` (``nights`` rows of partitions and drift nights) plus the decision
-    records in full and the links the page shows."""
+    records in full, the drift nights' history, the scored partitions, the live shadow and
+    the links the page shows."""
     from mlops_pipeline.monitoring.records import REPORT, night_dir
+    from mlops_pipeline.platform.mlops_view.history import add_version_links, drift_history
+    from mlops_pipeline.platform.mlops_view.scored import scored_partitions, shadow_state
     from mlops_pipeline.platform.status import platform_status
     from mlops_pipeline.usecases.vocabulary import partition_from_key
 
+    mlflow_ui = mlflow_ui_url(settings)
     state = platform_status(settings, nights)
+    state["links"] = {"mlflow_ui": mlflow_ui}
     state["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     ingestion = state["ingestion"]
     ingestion["data_docs_url"] = report_link(settings, Path(ingestion["data_docs"]))
@@ -65,12 +92,16 @@ def view_state(
     for night in monitoring.get("nights", []):
         day = partition_from_key(night["night"])
         night["report_url"] = report_link(settings, night_dir(settings, day) / REPORT)
+    monitoring["history"] = drift_history(settings, nights)
     models = state["models"]
+    add_version_links(settings, models, mlflow_ui)
     champion = models["aliases"].get("champion")
     models["champion_card_url"] = (
         f"model-card/{champion}/model_card.html" if champion is not None else None
     )
-    state["decisions"] = _decisions(settings, decisions)
+    state["decisions"] = _decisions(settings, decisions, mlflow_ui)
+    state["scoring"] = {"partitions": scored_partitions(settings)}
+    state["shadow"] = shadow_state(settings, models)
     return state
 
 
