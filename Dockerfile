@@ -5,6 +5,10 @@
 #   model-server  python:3.11-slim with only what `mlops-pipeline serve` needs, non-root
 # Every target installs the pins of requirements.txt (compiled together with
 # apache-airflow==3.3.2, so they are this platform's constraints; no other constraints file).
+# The steps that download see deploy/build-certs as a bind mount: a build machine whose HTTPS
+# goes through a proxy puts its CA bundle there (git-ignored, in no layer); elsewhere it is
+# unused. Where no registry can be pulled from, deploy/local/build-images.sh builds the base
+# images (AIRFLOW_IMAGE, PYTHON_IMAGE) and these targets here.
 
 ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -17,10 +21,12 @@ RUN mkdir -p /opt/mlops/data /opt/airflow/auth && chown -R airflow:0 /opt/mlops 
 USER airflow
 WORKDIR /opt/mlops-pipeline
 COPY --chown=airflow:0 requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+RUN --mount=type=bind,source=deploy/build-certs,target=/run/build-certs \
+    /run/build-certs/with-ca.sh pip install --no-cache-dir -r requirements.txt
 COPY --chown=airflow:0 pyproject.toml README.md ./
 COPY --chown=airflow:0 include ./include
-RUN pip install --no-cache-dir --no-deps .
+RUN --mount=type=bind,source=deploy/build-certs,target=/run/build-certs \
+    /run/build-certs/with-ca.sh pip install --no-cache-dir --no-deps .
 COPY --chown=airflow:0 feature_repo ./feature_repo
 COPY --chown=airflow:0 usecases ./usecases
 COPY --chown=airflow:0 dags /opt/airflow/dags
@@ -48,17 +54,20 @@ WORKDIR /opt/mlops-pipeline
 COPY requirements.txt requirements-serving.in ./
 
 FROM python-base AS mlflow
-RUN pip install -c requirements.txt "mlflow[auth]" psycopg2-binary
+RUN --mount=type=bind,source=deploy/build-certs,target=/run/build-certs \
+    /run/build-certs/with-ca.sh pip install -c requirements.txt "mlflow[auth]" psycopg2-binary
 COPY deploy/mlflow/start-server.sh /usr/local/bin/start-mlflow-server
 USER mlops
 EXPOSE 5000
 ENTRYPOINT ["/usr/local/bin/start-mlflow-server"]
 
 FROM python-base AS model-server
-RUN pip install -c requirements.txt -r requirements-serving.in
+RUN --mount=type=bind,source=deploy/build-certs,target=/run/build-certs \
+    /run/build-certs/with-ca.sh pip install -c requirements.txt -r requirements-serving.in
 COPY pyproject.toml README.md ./
 COPY include ./include
-RUN pip install --no-deps .
+RUN --mount=type=bind,source=deploy/build-certs,target=/run/build-certs \
+    /run/build-certs/with-ca.sh pip install --no-deps .
 COPY feature_repo ./feature_repo
 COPY usecases ./usecases
 # One server process per use case: compose runs one container per use case (MLOPS_USECASE).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import drift, features, ingest, mlops_view, parse, serving, training
+from bench import batch_scoring, drift, features, ingest, mlops_view, parse, serving, training
 from bench.common import machine
 
 BENCHES = {
@@ -14,6 +14,7 @@ BENCHES = {
     "training": training,
     "serving": serving,
     "drift": drift,
+    "batch_scoring": batch_scoring,
     "mlops_view": mlops_view,
 }
 

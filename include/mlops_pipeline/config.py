@@ -167,10 +167,50 @@ class Settings(BaseModel):
         "DAG restarts this container (name or id; `{usecase}` is replaced by the use case's "
         "name) through the Docker provider so it loads the new champion at once (empty: off).",
     )
+    scoring_wait_timeout_seconds: int = Field(
+        default=8 * 3600,
+        ge=1,
+        description="How long batch scoring waits for its partition to be validated and its "
+        "features materialized before failing (longer than the landing wait: ingestion and "
+        "materialization come first).",
+    )
+    scoring_poke_interval_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="How often batch scoring looks whether its partition is ready.",
+    )
+    predictions_database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="production: SQLAlchemy URL of the Postgres database batch predictions are "
+        "also written to (empty: the Feast registry's database, MLOPS_FEAST_REGISTRY_URL).",
+    )
+    predictions_table: str = Field(
+        default="batch_predictions",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="production: the Postgres table of batch predictions (every use case's "
+        "rows, one set per use case and partition).",
+    )
     docker_url: str = Field(
         default="unix://var/run/docker.sock",
         description="Docker Engine API the deploy target talks to (the mounted socket, or a "
         "socket proxy's `tcp://` URL).",
+    )
+    notify_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="Webhook the DAGs' notifiers POST a JSON event to on a task failure, a "
+        "pending approval and every promotion or rollback (a secret: chat webhooks carry "
+        "their token in the URL; empty: off).",
+    )
+    notify_email: str = Field(
+        default="",
+        description="Comma-separated addresses the same events are e-mailed to through "
+        "Airflow's SMTP provider and its `smtp_default` connection (empty: off).",
+    )
+    notify_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long one notification may take; a target that is down or slow is "
+        "logged and skipped, never failing the task.",
     )
 
     @field_validator("home", "feature_repo", "usecases_dir")
@@ -265,6 +305,12 @@ class Settings(BaseModel):
     def shadow_predictions_dir(self) -> Path:
         """The live shadow's log: the challenger's scores of served requests."""
         return self.home / "shadow_predictions" / self.usecase_name
+
+    @property
+    def batch_predictions_dir(self) -> Path:
+        """The batch scoring DAG's predictions, one Parquet partition per scored partition
+        (``predictions_dir`` is the model server's request log)."""
+        return self.home / "batch_predictions" / self.usecase_name
 
     @property
     def feast_project(self) -> str:

@@ -30,6 +30,7 @@ PARAMS = {
     "deploy": {"version"},
     "rollback": {"target", "reason"},
     "monitor_drift": {"date"},
+    "score": set(),
 }
 
 
@@ -111,9 +112,10 @@ def test_schedules_follow_the_declaration_and_the_usecase_assets(dagbag, usecase
     def assets(stage):
         return scheduled_on(dag(stage))
 
-    ingest = dag("ingest").timetable
-    assert isinstance(ingest, CronDataIntervalTimetable)
-    assert (ingest.expression, ingest.timezone) == (spec.cadence.cron, "UTC")
+    for stage in ("ingest", "score"):
+        timetable = dag(stage).timetable
+        assert isinstance(timetable, CronDataIntervalTimetable)
+        assert (timetable.expression, timetable.timezone) == (spec.cadence.cron, "UTC")
     assert assets("materialize") == {f"{usecase}__validated_data"}
     # Either event trains: fresh features (when due) or a drift request.
     assert assets("train") == {f"{usecase}__features_online", f"{usecase}__retrain_requested"}
@@ -142,6 +144,7 @@ def test_producers_emit_the_assets_their_consumers_wait_for(dagbag):
             ("materialize", "check_online"): {f"{usecase}__features_online"},
             ("monitor_drift", "request_retrain"): {f"{usecase}__retrain_requested"},
             ("train", "train"): {f"{usecase}__challenger"},
+            ("score", "score"): {f"{usecase}__predictions"},
         }
 
 

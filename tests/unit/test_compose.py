@@ -1,9 +1,10 @@
-"""docker-compose.yaml, the Dockerfile and .env.example, checked without a Docker engine.
+"""docker-compose.yaml, the Dockerfile and .env.example, checked without a container engine.
 
-The stack cannot be started here (no engine). What it runs is run for real elsewhere:
-tests/integration/test_production_stack.py runs its init script, MLflow start script,
-airflow-init command and the production profile against the machine's Postgres and Redis.
-This module checks the wiring: parse, health, restarts, secrets, references, ports, auth.
+What the stack runs is run for real elsewhere: tests/integration/test_production_stack.py runs
+its init script, MLflow start script, airflow-init command and the production profile against
+the machine's Postgres and Redis, and `make stack-test` (deploy/stack_test) brings it up whole
+with podman. This module checks the wiring: parse, health, restarts, secrets, references,
+ports, auth, and the local override (deploy/local) that swaps in images built on the machine.
 """
 
 from __future__ import annotations
@@ -352,3 +353,115 @@ def test_airflow_pushes_metrics_to_the_prometheus_otlp_path(tmp_path):
     path, content_type, body = received[0]
     assert (path, content_type) == ("/api/v1/otlp/v1/metrics", "application/x-protobuf")
     assert b"service.name" in body and b"airflow" in body
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """Compose's own tags (`!override`, `!reset`) read as their plain values."""
+
+
+for _tag in ("!override", "!reset"):
+    _ComposeLoader.add_constructor(
+        _tag,
+        lambda loader, node: (
+            loader.construct_sequence(node)
+            if isinstance(node, yaml.SequenceNode)
+            else loader.construct_mapping(node)
+            if isinstance(node, yaml.MappingNode)
+            else loader.construct_scalar(node)
+        ),
+    )
+
+LOCAL_DIR = REPO / "deploy/local"
+LOCAL = yaml.load((LOCAL_DIR / "docker-compose.local.yaml").read_text(), Loader=_ComposeLoader)
+LOCAL_DOCKERFILE = (LOCAL_DIR / "Dockerfile").read_text()
+
+
+def _instructions(dockerfile: str) -> list[str]:
+    return re.sub(r"\\\n\s*", " ", dockerfile).splitlines()
+
+
+def test_the_local_override_only_swaps_in_images_built_here():
+    built = set(re.findall(r"^FROM \S+ AS (\S+)$", LOCAL_DOCKERFILE, flags=re.M))
+    script = (LOCAL_DIR / "build-images.sh").read_text()
+    assert LOCAL["services"].keys() <= SERVICES.keys()
+    for name, service in LOCAL["services"].items():
+        # Secrets, ports and settings stay the production file's own.
+        assert not {"environment", "ports", "healthcheck", "depends_on"} & service.keys(), name
+        if "image" not in service:
+            continue
+        assert service["pull_policy"] == "never", name
+        registry, _, tag = service["image"].rpartition(":")
+        if registry.startswith("localhost/mlops-local/"):
+            assert registry.rsplit("/", 1)[1] in built, name
+            assert registry.rsplit("/", 1)[1] in script, name
+        else:
+            target = SERVICES[name]["build"]["target"]
+            assert (registry, tag) == (f"localhost/mlops-pipeline/{target}", "latest"), name
+            assert '"localhost/mlops-pipeline/$target:latest"' in script
+            assert re.search(rf"^for target in .*\b{target}\b", script, flags=re.M), name
+    # Every service a plain `up` starts runs a local image, or is switched off with a reason
+    # in the override's header (Grafana is not packaged for Debian).
+    for name, service in SERVICES.items():
+        local = LOCAL["services"].get(name, {})
+        if "profiles" in service:
+            continue
+        assert "image" in local or local.get("profiles"), name
+
+
+def test_the_local_prometheus_scrapes_what_the_production_one_does():
+    production = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    local = yaml.safe_load((LOCAL_DIR / "prometheus.yml").read_text())
+    assert local["scrape_configs"] == production["scrape_configs"]
+    assert "otlp" not in local and "otlp" in production
+    command = LOCAL["services"]["prometheus"]["command"]
+    kept = [f for f in SERVICES["prometheus"]["command"] if not f.startswith("--config.file")]
+    assert set(command) == {*kept, "--config.file=/etc/prometheus/local/prometheus.yml"} - {
+        "--web.enable-otlp-receiver"
+    }
+    (config,) = [v for v in LOCAL["services"]["prometheus"]["volumes"] if "prometheus.yml" in v]
+    assert config == "./deploy/local/prometheus.yml:/etc/prometheus/local/prometheus.yml:ro"
+
+
+def test_a_build_machine_ca_bundle_reaches_builds_only_as_a_mount():
+    mount = "--mount=type=bind,source=deploy/build-certs,target=/run/build-certs"
+    for dockerfile in (DOCKERFILE, LOCAL_DOCKERFILE):
+        for instruction in _instructions(dockerfile):
+            if re.match(r"^RUN .*\bpip install\b", instruction) and "--no-deps" not in instruction:
+                assert mount in instruction and "/run/build-certs/with-ca.sh" in instruction
+            if re.match(r"^(COPY|ADD) ", instruction):
+                assert "build-certs" not in instruction and "ca.crt" not in instruction
+        # Installing the platform itself builds it: setuptools comes from the index too.
+        for instruction in [i for i in _instructions(dockerfile) if "--no-deps ." in i]:
+            assert mount in instruction
+    assert "deploy/build-certs/ca.crt" in (REPO / ".gitignore").read_text().splitlines()
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    assert {"!deploy/build-certs/", "!deploy/local/"} <= set(ignore)
+    assert (REPO / "deploy/build-certs/with-ca.sh").stat().st_mode & 0o111
+
+
+def test_the_api_server_can_open_the_password_file_it_appends_to():
+    # The simple auth manager opens its password file with "a+" as the API server starts: a
+    # read-only mount of its directory stops the server (found by running the stack).
+    (mount,) = [v for v in SERVICES["airflow-apiserver"]["volumes"] if "/opt/airflow/auth" in v]
+    assert mount == "airflow-auth:/opt/airflow/auth"
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    module = find_spec("airflow.api_fastapi.auth.managers.simple.simple_auth_manager")
+    assert 'open(password_file, "a+")' in Path(module.origin).read_text()
+
+
+def test_the_data_volume_is_first_mounted_by_its_writers():
+    # A new named volume takes the owner of the first container's mount point: a service
+    # that mounts mlops-data as another user waits for airflow-init (uid 50000) to create it.
+    for name, service in SERVICES.items():
+        if not any(v.startswith("mlops-data:") for v in service.get("volumes", [])):
+            continue
+        runs_as_airflow = "user" in service or service.get("build", {}).get("target") in (
+            "airflow",
+            "model-server",
+        )
+        if not runs_as_airflow:
+            assert service["depends_on"]["airflow-init"]["condition"] == (
+                "service_completed_successfully"
+            ), name

@@ -123,6 +123,150 @@ def build_training_set(
     )
 
 
+def point_in_time_features(
+    settings: Settings,
+    entities: pd.DataFrame,
+    feature_service: str | None = None,
+    chunk_rows: int | None = None,
+) -> pd.DataFrame:
+    """The service's features (the declared ``features.service`` unless named) for each entity
+    row (key and timestamp columns) as of the row's own timestamp, never later, within each
+    view's TTL: the join a training set is built with, for rows without labels (batch scoring).
+
+    Joined ``chunk_rows`` rows at a time (``training.set_chunk_rows`` by default) for the same
+    reason as a training set; rows come back sorted by timestamp and key."""
+    spec = settings.spec
+    chunk_rows = chunk_rows or spec.training.set_chunk_rows
+    store = open_store(settings)
+    service = store.get_feature_service(feature_service or spec.features.service)
+    parts = [
+        store.get_historical_features(
+            entity_df=entities.iloc[start : start + chunk_rows].reset_index(drop=True),
+            features=service,
+        ).to_df()
+        for start in range(0, len(entities), chunk_rows)
+    ]
+    if not parts:
+        return entities.iloc[0:0].copy()
+    frame = pd.concat(parts, ignore_index=True)
+    # Feast returns rows in no guaranteed order.
+    frame = frame.sort_values([spec.timestamp, spec.entity.key], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def point_in_time_join(
+    settings: Settings, entities: pd.DataFrame, feature_service: str | None = None
+) -> pd.DataFrame:
+    """``point_in_time_features`` computed by DuckDB directly, for scoring whole partitions.
+
+    The same join, read from the registered service: for each of its feature views, the
+    latest source row of the entity at or before the entity row's timestamp (an ASOF join),
+    dropped when older than the view's TTL; then the declared on-demand outputs from the use
+    case's own functions, as Feast's Python-mode views compute them. Only the lake partitions
+    a TTL can reach are read. Equal to Feast's retrieval value for value (tested on rows
+    inside, past and before the TTL), and several times faster on a partition (figures:
+    README, batch scoring). Rows come back sorted by
+    timestamp and key."""
+    import duckdb
+    import numpy as np
+
+    from mlops_pipeline.features.on_demand import add_on_demand_features
+
+    spec = settings.spec
+    key, ts = spec.entity.key, spec.timestamp
+    store = open_store(settings)
+    service = store.get_feature_service(feature_service or spec.features.service)
+    frame = entities[[key, ts]].copy()
+    frame[ts] = pd.to_datetime(frame[ts], utc=True)
+    frame = frame.sort_values([ts, key], kind="stable").reset_index(drop=True)
+    if frame.empty:
+        return frame
+    con = duckdb.connect()
+    # DuckDB draws a progress bar on stdout for a long query: not in task logs or bench output.
+    con.execute("SET enable_progress_bar = false")
+    con.register("entities", frame.assign(__row=np.arange(len(frame))))
+    first, last = frame[ts].min(), frame[ts].max()
+    on_demand = set(spec.features.on_demand)
+    cadence = spec.cadence
+    # One join per view rather than one for all: the result of a join of every feature at once
+    # raised the peak memory of a partition's scoring by a quarter (README, batch scoring).
+    for projection in service.feature_view_projections:
+        if projection.name in on_demand:
+            continue
+        names = [feature.name for feature in projection.features]
+        ttl = store.get_feature_view(projection.name).ttl or None
+        oldest = first - ttl if ttl else None
+        files = [
+            str(path)
+            for day in storage.partition_days(settings.lake_dir)
+            if (oldest is None or cadence.start(day) + cadence.length > oldest)
+            and cadence.start(day) <= last
+            for path in sorted(storage.partition_dir(settings.lake_dir, day).glob("*.parquet"))
+        ]
+        if not files:
+            for name in names:
+                frame[name] = None
+            continue
+        joined = con.execute(
+            f"""
+            SELECT {", ".join(f'f."{name}"' for name in names)}, f."{ts}" AS __feature_ts
+            FROM entities e ASOF LEFT JOIN (
+                SELECT "{key}", "{ts}", {", ".join(f'"{name}"' for name in names)}
+                FROM read_parquet($files, union_by_name = true)
+            ) f ON e."{key}" = f."{key}" AND e."{ts}" >= f."{ts}"
+            ORDER BY e.__row
+            """,
+            {"files": files},
+        ).df()
+        feature_ts = pd.to_datetime(joined.pop("__feature_ts"), utc=True)
+        fresh = feature_ts.notna().to_numpy()
+        if ttl:
+            fresh &= (feature_ts >= frame[ts] - ttl).to_numpy()
+        for name in names:
+            frame[name] = _kept(joined[name], fresh)
+    if spec.features.on_demand:
+        frame = _with_on_demand(spec, frame, add_on_demand_features)
+    return frame
+
+
+def _kept(values: pd.Series, fresh: Any) -> pd.Series:
+    """``values`` where ``fresh``, missing elsewhere: NaN for a number, None for a bool or a
+    string, as Feast leaves them (NaN would read as True)."""
+    if fresh.all():
+        return values
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.where(fresh)
+    return values.astype(object).where(fresh, None)
+
+
+# Rows per call of a use case's on-demand function in a batch join: its inputs are Python
+# lists, several objects per value, so a whole partition's at once would dwarf the frame.
+ON_DEMAND_CHUNK_ROWS = 100_000
+
+
+def _with_on_demand(spec: UseCase, frame: pd.DataFrame, add: Any) -> pd.DataFrame:
+    """``frame`` with the declared on-demand outputs, computed ``ON_DEMAND_CHUNK_ROWS`` rows at
+    a time from lists with None for a missing value (what Feast's Python mode passes)."""
+    present = [name for name in spec.feature_columns if name in frame]
+    outputs: dict[str, list[Any]] = {name: [] for name in spec.on_demand_features}
+    for start in range(0, len(frame), ON_DEMAND_CHUNK_ROWS):
+        chunk = frame.iloc[start : start + ON_DEMAND_CHUNK_ROWS]
+        inputs = {
+            name: (
+                chunk[name].astype(object).where(chunk[name].notna(), None)
+                if chunk[name].hasnans
+                else chunk[name]
+            ).tolist()
+            for name in present
+        }
+        derived = add(spec, inputs)
+        for name in outputs:
+            outputs[name].extend(derived[name])
+    for name, values in outputs.items():
+        frame[name] = values
+    return frame
+
+
 # Value kinds that OnlineResponse.to_dict returns as they are (nothing to parse or wrap).
 _PLAIN_VALUE_KINDS = frozenset(
     {"int32_val", "int64_val", "float_val", "double_val", "string_val", "bool_val"}

@@ -1,7 +1,7 @@
-"""The nightly check end to end: score the last completed partition of the use case's cadence
-with the champion, measure drift and performance (``drift``), decide whether to retrain
-(``policy``), and leave the night's record (``records``), Prometheus textfile (``textfile``)
-and MLflow run.
+"""The nightly check end to end: take the champion's scores of the last completed partition of
+the use case's cadence (the batch scoring DAG's predictions), measure drift and performance
+(``drift``), decide whether to retrain (``policy``), and leave the night's record
+(``records``), Prometheus textfile (``textfile``) and MLflow run.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from mlops_pipeline.monitoring.textfile import write_prometheus_textfile
 from mlops_pipeline.usecases.vocabulary import partition_key
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
@@ -66,6 +67,30 @@ def reference_frame(settings: Settings, tracking: Any, champion: LoadedVersion) 
     frame.to_parquet(tmp, index=False)
     tmp.replace(cache)
     return frame
+
+
+BATCH_PREDICTIONS = "batch predictions"
+INLINE_SCORING = "batch scoring"
+
+
+def partition_scores(
+    settings: Settings, night: dt.date, current: pd.DataFrame, champion: LoadedVersion
+) -> tuple[np.ndarray, str]:
+    """The champion's score of every row of ``current`` (the partition's validated rows, in
+    their order) and where it came from: the partition's batch predictions when this version
+    scored every row of it, else scored here. The fallback stays for partitions the scoring
+    DAG has not reached (or scored with an earlier champion)."""
+    from mlops_pipeline.monitoring import drift
+    from mlops_pipeline.scoring.batch import MODEL_VERSION, SCORE, read_predictions
+
+    spec = settings.spec
+    predictions = read_predictions(settings, night)
+    if predictions is not None and (predictions[MODEL_VERSION] == champion.version).all():
+        by_key = predictions.set_index(spec.entity.key)[SCORE]
+        aligned = by_key.reindex(current[spec.entity.key].to_numpy())
+        if len(by_key) == len(current) and not aligned.isna().any():
+            return aligned.to_numpy(dtype="float64"), BATCH_PREDICTIONS
+    return champion.scores(drift.with_on_demand_features(spec, current)), INLINE_SCORING
 
 
 def run_nightly_check(
@@ -106,9 +131,9 @@ def run_nightly_check(
     timings["load"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    scored = champion.scores(drift.with_on_demand_features(spec, current))
+    scored, scored_source = partition_scores(settings, night, current, champion)
     logged = drift.logged_predictions(settings, night, champion.version)
-    source = "prediction log" if len(logged) >= drift.MIN_LOGGED_PREDICTIONS else "batch scoring"
+    source = "prediction log" if len(logged) >= drift.MIN_LOGGED_PREDICTIONS else scored_source
     current_predictions = logged if source == "prediction log" else scored
     performance = Performance.model_validate(
         drift.performance(
@@ -124,7 +149,7 @@ def run_nightly_check(
     mark = time.perf_counter()
     config = drift.DriftConfig.from_spec(spec)
     features = current[list(config.features)]
-    if source == "batch scoring":
+    if source != "prediction log":
         features = features.assign(**{drift.PREDICTION: current_predictions})
         snapshot, result = drift.run_drift(reference, features, config)
     else:

@@ -1,7 +1,7 @@
 """The platform's Airflow Assets, defined once per use case: the DAG factory lists them in
 producers' ``outlets`` and consumers' ``schedule``. One of the few modules that import Airflow.
 
-Every use case has its own four assets, named ``<usecase>__<kind>``, so the events of one model
+Every use case has its own five assets, named ``<usecase>__<kind>``, so the events of one model
 never trigger another's DAGs. Assets are named, not given URIs: a URI scheme makes Airflow look
 up a provider's normalizer at parse time, and these assets are platform events, not storage
 paths.
@@ -36,6 +36,9 @@ class UseCaseAssets:
     # Emitted by train when a new version is registered with the `challenger` alias; `extra`
     # carries the model name, version and run id.
     challenger: Asset
+    # Emitted by score when a partition's batch predictions are written; `extra` carries the
+    # partition, the rows, the model name and version and the feature service.
+    predictions: Asset
 
     def kind_of(self, name: str) -> str:
         """The kind (``features_online``, ...) of one of these assets, from its name."""
@@ -45,12 +48,13 @@ class UseCaseAssets:
         raise KeyError(f"{name!r} is not an asset of this use case")
 
 
-KINDS = ("validated_data", "features_online", "retrain_requested", "challenger")
+KINDS = ("validated_data", "features_online", "retrain_requested", "challenger", "predictions")
 _GROUPS = {
     "validated_data": "data",
     "features_online": "features",
     "retrain_requested": "models",
     "challenger": "models",
+    "predictions": "predictions",
 }
 
 

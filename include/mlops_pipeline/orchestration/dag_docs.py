@@ -191,7 +191,8 @@ checks the same partition) against the current `champion` of `{spec.model_name}`
   {drift.numerical_threshold:g}; `{drift.categorical_method}` for categories, threshold
   {drift.categorical_threshold:g}; per-column overrides in the declaration's `drift`);
 - **prediction drift** of `{spec.serving.score_field}`, from the model server's prediction log,
-  or from scoring the partition with the champion when the log is empty;
+  else from the partition's batch predictions (`{spec.name}__score`), else from scoring the
+  partition with the champion when it was not scored by that version;
 - **performance**: the champion's `{spec.primary_metric}` on the partition's labelled rows
   against its test value.
 
@@ -209,4 +210,41 @@ retrain requested within {drift.cooldown_partitions} partitions, unless the drop
 
 A partition without validated data or a champion without a reference fails without retries;
 an unreachable tracking server is retried. Manual run: `{{"date": "2025-06-11"}}`.
+"""
+
+
+def score_doc(spec: UseCase, settings: Settings, assets: UseCaseAssets) -> str:
+    part = _partition(spec)
+    decision = (
+        f", the decision `decision` (score at or above the version's threshold, as "
+        f"`{spec.serving.decision_field}` is served)"
+        if spec.is_classifier
+        else ""
+    )
+    return f"""
+### {spec.name}: batch scoring
+
+{_about(spec)}
+
+Every {part} (data intervals of `{spec.cadence.cron}` UTC, like `{spec.name}__ingest`), scores
+the run's partition with the current `champion` of `{spec.model_name}`:
+
+1. **wait_for_partition** fails at once when there is no champion (waiting would not promote
+   one), and otherwise waits (reschedule mode, up to `MLOPS_SCORING_WAIT_TIMEOUT_SECONDS`) until
+   the partition of `{spec.dataset}` is validated and every feature view of the service is
+   materialized over it, logging what it still waits for.
+2. **score** reads the partition's `{spec.entity.key}`s and timestamps, joins them point in time
+   to the feature service the champion was trained on (`{spec.features.service}` unless its
+   version says otherwise: values as of each row's timestamp, never later) and writes one row
+   per {spec.entity.name}: key, timestamp, `score`{decision}, model name and version, feature
+   service and Airflow run id, to `MLOPS_HOME/batch_predictions/{spec.name}/date=<key>/part.parquet`
+   (replaced whole; the same run writes the same bytes). In the production profile the same
+   rows replace the partition's in the Postgres table `MLOPS_PREDICTIONS_TABLE` in one
+   transaction.
+3. **Emits** the Asset `{assets.predictions.name}` with the partition, rows and model version in
+   `extra`.
+
+The nightly `{spec.name}__monitor_drift` reads these predictions instead of scoring the
+partition itself. Backfill a range with `airflow backfill create --dag-id {spec.name}__score
+--from-date ... --to-date ...`.
 """

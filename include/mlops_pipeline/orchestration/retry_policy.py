@@ -2,7 +2,8 @@
 
 Transient failures (a tracking server or database down, a flaky mount) retry; deterministic
 ones raise a ``PermanentFailure``, which ``orchestration.failures.fail_fast`` turns into
-``AirflowFailException`` so they never retry. Cheap to import: the DAG factory reads it at parse
+``AirflowFailException`` so they never retry. A task that fails for good notifies
+(``orchestration.notifications``). Cheap to import: the DAG factory reads it at parse
 time.
 
 These retries are the only retry budget against a dead service: MLflow's HTTP client is told
@@ -16,6 +17,8 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from mlops_pipeline.orchestration.notifications import TASK_FAILED, PlatformNotifier
 
 # Airflow multiplies the delay by this per retry; `True` would mean a multiplier of 1 (no
 # backoff at all), so the factor is given as a number.
@@ -31,13 +34,19 @@ def retrying_tasks(owner: str) -> dict[str, Any]:
         "retry_delay": dt.timedelta(seconds=30),
         "retry_exponential_backoff": BACKOFF_MULTIPLIER,
         "max_retry_delay": dt.timedelta(minutes=10),
+        "on_failure_callback": PlatformNotifier(TASK_FAILED),
     }
 
 
 def local_tasks(owner: str, retry_delay: dt.timedelta = dt.timedelta(minutes=1)) -> dict[str, Any]:
     """``default_args`` for tasks whose faults are local (files, one quick registry call): two
     retries at a fixed delay."""
-    return {"owner": owner, "retries": 2, "retry_delay": retry_delay}
+    return {
+        "owner": owner,
+        "retries": 2,
+        "retry_delay": retry_delay,
+        "on_failure_callback": PlatformNotifier(TASK_FAILED),
+    }
 
 
 def worst_case_seconds(default_args: Mapping[str, Any], attempt_seconds: float) -> float:

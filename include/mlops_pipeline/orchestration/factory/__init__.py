@@ -1,8 +1,9 @@
 """One factory builds every DAG of a use case from its declaration.
 
-``dags/<usecase>.py`` calls ``build_dags("<usecase>")`` and puts the six DAGs in its globals:
+``dags/<usecase>.py`` calls ``build_dags("<usecase>")`` and puts the seven DAGs in its globals:
 ``<usecase>__ingest`` -> ``__materialize`` -> ``__train`` -> ``__deploy`` chained by the use
-case's own assets, ``__monitor_drift`` nightly (it may request a retrain), ``__rollback`` by hand.
+case's own assets, ``__score`` per partition (batch predictions with the champion),
+``__monitor_drift`` nightly (it may request a retrain), ``__rollback`` by hand.
 Each DAG is built by its own module of this package; ``defaults`` holds what they share.
 
 One thin file per use case rather than one file looping over all of them: a bad declaration is
@@ -26,6 +27,7 @@ from mlops_pipeline.orchestration.factory.ingest import ingest_dag
 from mlops_pipeline.orchestration.factory.materialize import materialize_dag
 from mlops_pipeline.orchestration.factory.monitor_drift import monitor_drift_dag
 from mlops_pipeline.orchestration.factory.rollback import rollback_dag
+from mlops_pipeline.orchestration.factory.score import score_dag
 from mlops_pipeline.orchestration.factory.train import train_dag
 
 BUILDERS: dict[str, DagBuilder] = {
@@ -35,6 +37,7 @@ BUILDERS: dict[str, DagBuilder] = {
     "deploy": deploy_dag,
     "rollback": rollback_dag,
     "monitor_drift": monitor_drift_dag,
+    "score": score_dag,
 }
 STAGES = tuple(BUILDERS)
 

@@ -19,6 +19,7 @@ from mlops_pipeline.orchestration.factory.defaults import (
     run_settings,
 )
 from mlops_pipeline.orchestration.failures import fail_fast
+from mlops_pipeline.orchestration.notifications import APPROVAL_PENDING, PROMOTED, PlatformNotifier
 from mlops_pipeline.orchestration.retry_policy import retrying_tasks
 from mlops_pipeline.usecases.loader import UseCase
 
@@ -77,12 +78,14 @@ def deploy_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
             body="{{ ti.xcom_pull(task_ids='evaluate')['report_markdown'] }}",
             response_timeout=dt.timedelta(days=3),
             retries=0,
+            notifiers=[PlatformNotifier(APPROVAL_PENDING)],
         )
 
         @task(
             pool=ALIAS_WRITES_POOL,
             multiple_outputs=False,
             trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+            on_success_callback=PlatformNotifier(PROMOTED),
         )
         @fail_fast()
         def promote(dag_run=None, ti=None) -> dict:

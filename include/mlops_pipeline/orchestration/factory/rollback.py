@@ -13,6 +13,7 @@ from mlops_pipeline.orchestration import dag_docs
 from mlops_pipeline.orchestration.assets import ALIAS_WRITES_POOL, UseCaseAssets
 from mlops_pipeline.orchestration.factory.defaults import dag_arguments, run_reference, run_settings
 from mlops_pipeline.orchestration.failures import fail_fast
+from mlops_pipeline.orchestration.notifications import ROLLED_BACK, PlatformNotifier
 from mlops_pipeline.orchestration.retry_policy import local_tasks
 from mlops_pipeline.usecases.loader import UseCase
 
@@ -35,7 +36,11 @@ def rollback_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DA
         **dag_arguments(spec, "rollback", ["deployment", "mlflow"]),
     )
     def rollback() -> None:
-        @task(pool=ALIAS_WRITES_POOL, multiple_outputs=False)
+        @task(
+            pool=ALIAS_WRITES_POOL,
+            multiple_outputs=False,
+            on_success_callback=PlatformNotifier(ROLLED_BACK),
+        )
         @fail_fast()
         def roll_back(params=None, dag_run=None) -> dict:
             from mlops_pipeline.deployment import decisions, registry

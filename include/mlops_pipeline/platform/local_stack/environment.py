@@ -27,11 +27,11 @@ SIMPLE_AUTH_MANAGER = (
 )
 # The stages the DAG factory builds for every use case (``<usecase>__<stage>``), named here so
 # that this process never imports Airflow (tests keep it equal to the factory's).
-DAG_STAGES = ("ingest", "materialize", "train", "deploy", "rollback", "monitor_drift")
+DAG_STAGES = ("ingest", "materialize", "train", "deploy", "rollback", "monitor_drift", "score")
 # The stages on a clock (the others run on asset events or when asked): on the demo's state,
 # whose partitions are long past, they would wait for files that never land and check nights
 # that have no data, so the stack keeps them paused unless asked (``SCHEDULED_DAGS``).
-SCHEDULED_STAGES = ("ingest", "monitor_drift")
+SCHEDULED_STAGES = ("ingest", "monitor_drift", "score")
 SCHEDULED_DAGS = "SCHEDULED_DAGS"
 
 
