@@ -180,3 +180,37 @@ def test_an_approver_can_reject_a_passing_challenger(runner, lake, monkeypatch):
     record = _records(lake)[-1]
     assert record["outcome"] == "rejected" and record["reasons"][0].startswith("rejected by bob")
     assert tracking.get_model_version(MODEL, "1").tags["mlops.decision"] == "rejected"
+
+
+def test_the_shadow_gates_block_a_failing_live_shadow_and_too_many_flips(runner, lake, override):
+    """With `gates.shadow` on, the challenger is judged beside the champion on real inputs: the
+    newest scored partition (batch shadow) and the model server's live shadow log."""
+    from mlops_pipeline.scoring.batch import score_partition
+
+    _train(lake, GOOD, "first")
+    deployment.promote(lake, "1")
+    score_partition(lake, DAYS[-1])
+    _train(lake, BAD, "flips decisions")  # v2: near-constant scores flip many decisions
+    key = lake.spec.entity.key
+    answered = {"model_version": "2", "request": "a", "ts": "t", key: 1, "score": 0.4}
+    answered |= {"latency_ms": 1.0, "champion_score": 0.3, "champion_version": "1"}
+    failed = {"model_version": "2", "request": "b", "rows": 1, "error": "KeyError: 'x'"}
+    shadow_day = lake.shadow_predictions_dir / f"date={DAYS[-1].isoformat()}"
+    shadow_day.mkdir(parents=True)
+    (shadow_day / "predictions-1.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in (answered, failed))
+    )
+    shadow_gates = {"max_flip_share": 0.0, "min_live_requests": 1, "max_live_errors": 0}
+    override({"churn": {"gates": {"shadow": shadow_gates}}})
+
+    run = runner.run_dag("churn__deploy", conf={"version": "2"})
+    assert runner.task_states(run)["reject"] == "success"
+    evaluation = _records(lake)[-1]["evaluation"]
+    checks = {c["name"]: c for c in evaluation["gates"]["checks"]}
+    assert not checks["shadow_flip_share"]["passed"] and checks["shadow_flip_share"]["value"] > 0
+    assert checks["shadow_live_requests"]["passed"]  # one request scored
+    assert not checks["shadow_live_errors"]["passed"]  # and one failed
+    assert evaluation["shadow"]["date"] == DAYS[-1].isoformat()
+    assert evaluation["live_shadow"]["errors"] == 1
+    documents = [p.read_text() for p in lake.decisions_dir.glob("*.md")]
+    assert any("Live shadow: 1 requests, 1 failed" in text for text in documents)

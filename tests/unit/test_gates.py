@@ -295,3 +295,29 @@ def test_no_protected_attributes_means_no_fairness_checks_and_an_unchanged_repor
     measured = evaluate_gates(_scores(BETTER, 0.9), _scores(GOOD, 0.0), CONFIG)
     assert measured.to_dict() == plain.to_dict()
     assert not any(c.name.startswith("fairness:") for c in measured.checks)
+
+
+def test_the_live_shadow_gates_are_off_by_default_and_judge_count_errors_and_p99():
+    import dataclasses
+
+    from mlops_pipeline.deployment.gates import live_shadow_checks
+    from mlops_pipeline.serving.shadow import ShadowSummary
+    from mlops_pipeline.usecases.gate_spec import ShadowGateSpec
+
+    summary = ShadowSummary("2", requests=120, rows=120, errors=0, p99_ms=4.0, agreement=0.9)
+    assert live_shadow_checks(summary, CONFIG) == []
+    on = dataclasses.replace(CONFIG, shadow=ShadowGateSpec(min_live_requests=100))
+    assert all(c.passed for c in live_shadow_checks(summary, on))
+    slow = dataclasses.replace(summary, p99_ms=CONFIG.p99_latency_budget_ms + 1)
+    failed = {c.name for c in live_shadow_checks(slow, on) if not c.passed}
+    assert failed == {"shadow_live_p99_ms"}
+    assert {c.name for c in live_shadow_checks(None, on) if not c.passed} == {
+        "shadow_live_requests",
+        "shadow_live_p99_ms",
+    }
+    strict = dataclasses.replace(
+        on, shadow=ShadowGateSpec(min_live_requests=100, max_live_p99_ms=3)
+    )
+    assert {c.name for c in live_shadow_checks(summary, strict) if not c.passed} == {
+        "shadow_live_p99_ms"
+    }

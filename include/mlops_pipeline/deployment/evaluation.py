@@ -16,7 +16,13 @@ import numpy as np
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.deployment import registry
-from mlops_pipeline.deployment.gates import GateConfig, evaluate_gates
+from mlops_pipeline.deployment.gates import (
+    Check,
+    GateConfig,
+    evaluate_gates,
+    live_shadow_checks,
+    with_checks,
+)
 from mlops_pipeline.deployment.loading import LoadedVersion, load_version
 from mlops_pipeline.deployment.records import Evaluation, GateOutcome, Holdout, ModelScore
 from mlops_pipeline.deployment.registry import DeploymentError
@@ -122,24 +128,66 @@ def evaluate_challenger(
     holdout = Holdout.of(start, end, len(frame.frame), frame.partitions)
     if frame.frame.empty:
         raise DeploymentError(f"{name}: the holdout {start}..{end} holds no rows")
-    challenger_score = score_model(
-        load_version(tracking, spec, challenger, None if version else registry.CHALLENGER),
-        frame.frame,
+    loaded_challenger = load_version(
+        tracking, spec, challenger, None if version else registry.CHALLENGER
     )
-    champion_score = (
-        score_model(load_version(tracking, spec, champion, registry.CHAMPION), frame.frame)
-        if champion
-        else None
+    challenger_score = score_model(loaded_challenger, frame.frame)
+    loaded_champion = (
+        load_version(tracking, spec, champion, registry.CHAMPION) if champion else None
     )
+    champion_score = score_model(loaded_champion, frame.frame) if loaded_champion else None
     report = evaluate_gates(
         challenger_score.gate_scores(),
         champion_score.gate_scores() if champion_score else None,
         config,
     )
+    shadow: dict[str, Any] | None = None
+    live_shadow: dict[str, Any] | None = None
+    if loaded_champion is not None:
+        checks, shadow, live_shadow = _shadow_evidence(
+            settings, challenger, loaded_challenger, loaded_champion, config
+        )
+        report = with_checks(report, checks)
     return Evaluation(
         model_name=name,
         challenger=challenger_score,
         champion=champion_score,
         holdout=holdout,
         gates=GateOutcome.of(report),
+        shadow=shadow,
+        live_shadow=live_shadow,
+    )
+
+
+def _shadow_evidence(
+    settings: Settings,
+    challenger: Any,
+    loaded_challenger: LoadedVersion,
+    loaded_champion: LoadedVersion,
+    config: GateConfig,
+) -> tuple[list[Check], dict[str, Any] | None, dict[str, Any] | None]:
+    """The challenger beside the champion on real inputs: the newest scored partition (batch
+    shadow) and the model server's live shadow log; their gates (off unless declared)."""
+    from mlops_pipeline.scoring.batch import Scorer
+    from mlops_pipeline.scoring.shadow import flip_share_check, shadow_compare
+    from mlops_pipeline.serving.shadow import shadow_summary
+
+    service = (challenger.tags or {}).get(f"{registry.TAG_PREFIX}feature_service")
+    comparison = shadow_compare(
+        settings,
+        Scorer(model=loaded_challenger, feature_service=service or settings.spec.features.service),
+    )
+    live = shadow_summary(
+        settings.shadow_predictions_dir,
+        loaded_challenger.version,
+        threshold=loaded_champion.threshold,
+    )
+    checks = live_shadow_checks(live, config)
+    flips = flip_share_check(comparison, config.shadow.max_flip_share)
+    if flips is not None:
+        checks.insert(0, flips)
+    return (
+        checks,
+        comparison.to_dict() if comparison else None,
+        live.to_dict() if live.requests or live.errors else None,
     )

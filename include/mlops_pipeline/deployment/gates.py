@@ -13,6 +13,11 @@ so ties never promote. The first model is promoted when it clears the floors and
 Each protected attribute gets one fairness check: its disparity (``deployment.fairness``) may
 not exceed the declared maximum, if any, nor grow past the champion's beyond the margin. An
 attribute whose groups are all too small to compare is reported, not gated.
+
+The shadow gates, off unless ``gates.shadow`` turns them on, judge the challenger on real
+inputs beside the holdout: the share of the newest scored partition's decisions it would flip
+(``scoring.shadow``), and the live shadow's request count, failures and p99
+(``live_shadow_checks``).
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlops_pipeline.usecases.gate_spec import ShadowGateSpec
+
 if TYPE_CHECKING:
     from mlops_pipeline.deployment.fairness import AttributeFairness
+    from mlops_pipeline.serving.shadow import ShadowSummary
     from mlops_pipeline.usecases.spec import UseCaseSpec
 
 
@@ -52,6 +60,8 @@ class GateConfig:
     # The fairness metric as a lower-is-better gate: its bound is the declared maximum
     # disparity (infinite when none is), its margins the tolerated growth over the champion's.
     fairness: MetricGate
+    # The shadow gates (off unless declared): ``shadow_checks``.
+    shadow: ShadowGateSpec = field(default_factory=ShadowGateSpec)
 
     @classmethod
     def from_spec(cls, spec: UseCaseSpec) -> GateConfig:
@@ -82,6 +92,7 @@ class GateConfig:
                 max_abs_regression=fairness.max_abs_increase,
                 max_rel_regression=fairness.max_rel_increase,
             ),
+            shadow=gates.shadow,
         )
 
     def gate(self, metric: str) -> MetricGate:
@@ -296,3 +307,48 @@ def _fairness_check(
     if len(reasons) == 1:
         reasons.append("reported only (no maximum declared, no champion to compare with)")
     return Check(name, value, limit if math.isfinite(limit) else None, passed, "; ".join(reasons))
+
+
+LIVE_REQUESTS_CHECK = "shadow_live_requests"
+LIVE_ERRORS_CHECK = "shadow_live_errors"
+LIVE_P99_CHECK = "shadow_live_p99_ms"
+
+
+def live_shadow_checks(summary: ShadowSummary | None, config: GateConfig) -> list[Check]:
+    """The live shadow's gates (``gates.shadow.min_live_requests`` > 0 turns them on): enough
+    shadow requests of this challenger, few enough failures, and its p99 within budget."""
+    gate = config.shadow
+    if gate.min_live_requests == 0:
+        return []
+    requests = summary.requests if summary else 0
+    errors = summary.errors if summary else 0
+    p99 = summary.p99_ms if summary else None
+    budget = gate.max_live_p99_ms or config.p99_latency_budget_ms
+    return [
+        Check(
+            LIVE_REQUESTS_CHECK,
+            float(requests),
+            float(gate.min_live_requests),
+            requests >= gate.min_live_requests,
+            f"{requests} live requests scored in shadow, {gate.min_live_requests} needed",
+        ),
+        Check(
+            LIVE_ERRORS_CHECK,
+            float(errors),
+            float(gate.max_live_errors),
+            errors <= gate.max_live_errors,
+            f"{errors} shadow requests failed, at most {gate.max_live_errors} allowed",
+        ),
+        Check(
+            LIVE_P99_CHECK,
+            p99,
+            budget,
+            p99 is not None and p99 <= budget,
+            "no shadow latency yet" if p99 is None else f"p99 {p99:.2f} ms, budget {budget} ms",
+        ),
+    ]
+
+
+def with_checks(report: GateReport, checks: list[Check]) -> GateReport:
+    """``report`` with ``checks`` added (the shadow gates, judged after the holdout's)."""
+    return GateReport(checks=(*report.checks, *checks), first_model=report.first_model)

@@ -98,6 +98,11 @@ class Evaluation(BaseModel):
     champion: ModelScore | None
     holdout: Holdout
     gates: GateOutcome
+    # The challenger beside the champion on real inputs (None: nothing to compare yet): the
+    # newest scored partition (``scoring.shadow.ShadowComparison``) and the live shadow
+    # (``serving.shadow.ShadowSummary``).
+    shadow: dict[str, Any] | None = None
+    live_shadow: dict[str, Any] | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -167,11 +172,32 @@ def decision_markdown(record: DecisionRecord) -> str:
             lines.append(
                 f"| {check.name} | {_fmt(check.value)} | {_fmt(check.threshold)} | {verdict} |"
             )
+        lines += _shadow_lines(evaluation)
     if record.reasons:
         lines += ["", "Reasons:", *[f"- {reason}" for reason in record.reasons]]
     if record.aliases:
         lines += ["", f"Aliases after: {record.aliases}"]
     return "\n".join(lines) + "\n"
+
+
+def _shadow_lines(evaluation: Evaluation) -> list[str]:
+    lines: list[str] = []
+    batch, live = evaluation.shadow, evaluation.live_shadow
+    if batch:
+        line = (
+            f"- Shadow on {batch['date']} ({batch['rows']:,} rows, v{batch['champion_version']}'s "
+            f"batch predictions): PSI {batch['psi']:.4f}"
+        )
+        if batch.get("flip_share") is not None:
+            line += f", agreement {batch['agreement']:.1%}, flipped {batch['flip_share']:.1%}"
+        lines.append(line)
+    if live:
+        p99 = "none" if live["p99_ms"] is None else f"{live['p99_ms']:.2f} ms"
+        line = f"- Live shadow: {live['requests']:,} requests, {live['errors']} failed, p99 {p99}"
+        if live.get("agreement") is not None:
+            line += f", agreement {live['agreement']:.1%}"
+        lines.append(line)
+    return ["", *lines] if lines else []
 
 
 def _fmt(value: Any) -> str:

@@ -157,6 +157,32 @@ class FairnessGateSpec(Strict):
         return []
 
 
+class ShadowGateSpec(Strict):
+    """Gates on the challenger in shadow, all off by default: the batch comparison on the newest
+    scored partition (``scoring.shadow``) and the live shadow of the model server
+    (``serving.shadow``, with ``MLOPS_SERVING_SHADOW`` on)."""
+
+    max_flip_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Classifiers: the largest share of the newest scored partition's decisions "
+        "the challenger may flip (none: off).",
+    )
+    min_live_requests: int = Field(
+        default=0,
+        ge=0,
+        description="Live requests the challenger must have scored in shadow, without more "
+        "than `max_live_errors` failures and within `max_live_p99_ms` (0: off).",
+    )
+    max_live_errors: int = Field(default=0, ge=0)
+    max_live_p99_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="The live shadow's p99 budget (none: p99_latency_budget_ms).",
+    )
+
+
 class GatesSpec(Strict):
     """Promotion gates. ``metrics``, ``primary_metric`` and ``fairness`` default by task type."""
 
@@ -169,3 +195,4 @@ class GatesSpec(Strict):
     p99_latency_budget_ms: float = Field(default=50.0, gt=0)
     model_size_budget_mb: float = Field(default=50.0, gt=0)
     fairness: FairnessGateSpec = FairnessGateSpec()
+    shadow: ShadowGateSpec = ShadowGateSpec()
