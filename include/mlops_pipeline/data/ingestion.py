@@ -166,10 +166,14 @@ def ingest_day(
     result_path = settings.validations_dir / f"date={partition_key(day)}" / f"{validation_id}.json"
     storage.write_json(result_path, outcome.result_json)
     report.validation_result = str(result_path)
-    if settings.build_data_docs:
-        mark = time.perf_counter()
-        report.data_docs = str(project.render_data_docs(outcome))
-        timings["data_docs"] = time.perf_counter() - mark
+
+    def render_data_docs() -> None:
+        # After the verdict: the pages show it, not the suite's pass/fail.
+        if settings.build_data_docs:
+            mark = time.perf_counter()
+            docs = project.render_data_docs(outcome, report.status, report.message)
+            report.data_docs = str(docs)
+            timings["data_docs"] = time.perf_counter() - mark
 
     failed_batch = [_with_offence(e, unparsable) for e in outcome.failed_batch_expectations]
     if frame.empty:
@@ -181,6 +185,7 @@ def ingest_day(
             "batch is empty: the landing file holds no rows",
             failed_batch
             or [ExpectationOutcome("batch_is_not_empty", "batch", False, observed="0")],
+            before_writing=render_data_docs,
         )
     if failed_batch:
         _reject(
@@ -189,6 +194,7 @@ def ingest_day(
             report,
             "batch failed its batch-level expectations: " + _names(failed_batch),
             failed_batch,
+            before_writing=render_data_docs,
         )
 
     mark = time.perf_counter()
@@ -210,6 +216,7 @@ def ingest_day(
             quarantine=lambda: write_quarantine(
                 settings, day, frame, bad, outcome.row_failures, report
             ),
+            before_writing=render_data_docs,
         )
     report.status = "validated"
     report.message = (
@@ -219,6 +226,7 @@ def ingest_day(
     write_quarantine(settings, day, frame, bad, outcome.row_failures, report)
     write_validated(settings, day, frame.loc[~bad] if report.rows_quarantined else frame, report)
     timings["split_write"] = time.perf_counter() - mark
+    render_data_docs()
     timings["total"] = time.perf_counter() - started
     write_report(settings, day, report)
     return report
@@ -275,6 +283,7 @@ def _reject(
     message: str,
     failed: list[ExpectationOutcome],
     quarantine: Callable[[], None] | None = None,
+    before_writing: Callable[[], None] | None = None,
 ) -> NoReturn:
     """Record the rejection everywhere, then raise. ``quarantine`` writes the failing rows when
     the batch was judged row by row; otherwise the quarantine partition holds only the verdict
@@ -290,6 +299,8 @@ def _reject(
         quarantine()
     else:
         write_rejection_verdict(settings, day, report)
+    if before_writing is not None:
+        before_writing()  # what records the verdict elsewhere (Data Docs)
     write_report(settings, day, report)
     raise BatchRejected(report)
 

@@ -12,10 +12,18 @@ Expectations' own store too, so Data Docs do not show it. ``run_time`` and
 rewritten after rendering so they are byte-identical too: the logo's wall-clock cache-buster
 (``?d=``) is removed and the random ids of collapsible sections become ids derived from their
 order on the page.
+
+The status a page shows is the platform's verdict, not the suite's: Great Expectations marks a
+validation failed when any expectation fails, and a row-level expectation fails on a single
+bad row, which the platform quarantines while it validates the rest of the batch (it rejects
+the batch only past the bad-row budget or on a batch-level failure). A validated day would read
+"Failed"; its page says "Validated" with the verdict's message, and the suite's own count of
+met expectations stays in the page's statistics.
 """
 
 from __future__ import annotations
 
+import html as html_text
 import re
 import uuid
 from typing import Any
@@ -68,3 +76,50 @@ def stable_html(html: str) -> str:
         return stable[found]
 
     return _UUID4.sub(replace, html)
+
+
+# The overview's status line of a validation page; a run's row in the index's table data (a
+# Python dict's repr: its icon cell, its run name, then its filter text); the icons of each.
+_PAGE_STATUS = re.compile(
+    r'(<span class="h6" >Status:</span> )<i class="fas fa-(?:times text-danger|check-circle'
+    r' text-success)" aria-hidden="true"></i> (?:Failed|Succeeded)'
+)
+_INDEX_ROW = re.compile(
+    r"\{'validation_success': '[^']*?<i class=\"(?P<icon>[^\"]*)\" ></i>[^']*', "
+    r"(?P<middle>[^{}]*?'run_name': '(?P<run>[^']*)'.*?)"
+    r"'_validation_success_text': '(?:Failed|Success)'"
+)
+_PAGE_ICONS = {"validated": "fa-check-circle text-success", "rejected": "fa-times text-danger"}
+_INDEX_ICONS = {
+    "validated": "fas fa-check-circle text-success ge-success-icon",
+    "rejected": "fas fa-times text-danger ge-failed-icon",
+}
+
+
+def page_with_verdict(html: str, status: str, message: str) -> str:
+    """A validation page whose status line is the platform's verdict (``status``:
+    ``validated`` or ``rejected``) followed by its ``message``."""
+    line = (
+        f'<i class="fas {_PAGE_ICONS[status]}" aria-hidden="true"></i> {status.capitalize()}'
+        f'<br> <span class="h6" >Platform verdict:</span> {html_text.escape(message)}'
+    )
+    return _PAGE_STATUS.sub(lambda match: match.group(1) + line, html, count=1)
+
+
+def index_with_verdicts(html: str, verdicts: dict[str, str]) -> str:
+    """The index page with each run's status icon and filter text taken from ``verdicts``
+    (run name to status); a run without a recorded verdict keeps Great Expectations'."""
+
+    def row(match: re.Match[str]) -> str:
+        status = verdicts.get(match.group("run"))
+        if status not in _INDEX_ICONS:
+            return match.group(0)
+        whole = match.group(0)
+        start = match.start("icon") - match.start()
+        end = match.end("icon") - match.start()
+        whole = whole[:start] + _INDEX_ICONS[status] + whole[end:]
+        return whole.removesuffix(whole[whole.rindex("'_validation_success_text'") :]) + (
+            f"'_validation_success_text': '{status.capitalize()}'"
+        )
+
+    return _INDEX_ROW.sub(row, html)

@@ -13,7 +13,9 @@ stored result and the Data Docs pages are made byte-stable on a re-run (``stable
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ import pandas as pd
 
 from mlops_pipeline.data.conform import validated_dtype
 from mlops_pipeline.data.contract import Kind
+from mlops_pipeline.data.data_docs_assets import install_assets, offline_html
 from mlops_pipeline.data.duplicates import entity_duplicates
 from mlops_pipeline.data.expectation_outcomes import (
     BATCH,
@@ -29,7 +32,13 @@ from mlops_pipeline.data.expectation_outcomes import (
     ValidationOutcome,
     read_outcome,
 )
-from mlops_pipeline.data.stable_results import drop_load_time, make_result_stable, stable_html
+from mlops_pipeline.data.stable_results import (
+    drop_load_time,
+    index_with_verdicts,
+    make_result_stable,
+    page_with_verdict,
+    stable_html,
+)
 
 if TYPE_CHECKING:
     from mlops_pipeline.config import Settings
@@ -214,10 +223,25 @@ class GxProject:
         ]
         return outcome
 
-    def render_data_docs(self, outcome: ValidationOutcome) -> Path:
-        """Render the result's page and refresh the index; returns the page's path."""
+    def render_data_docs(self, outcome: ValidationOutcome, status: str, message: str) -> Path:
+        """Render the result's page, its suite's page and the index, offline and byte-stable,
+        each status the platform's verdict (``status``, ``message``: the ingestion report's);
+        returns the result page's path."""
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+        )
+
+        site = self.settings.data_docs_dir
+        verdicts_path = self.settings.gx_dir / "platform_verdicts.json"
+        verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.exists() else {}
+        verdicts[outcome.validation_id] = status
+        verdicts_path.write_text(json.dumps(verdicts, indent=1, sort_keys=True) + "\n")
         urls = self.context.build_data_docs(
-            site_names=[self.SITE], resource_identifiers=[outcome.result_identifier]
+            site_names=[self.SITE],
+            resource_identifiers=[
+                outcome.result_identifier,
+                ExpectationSuiteIdentifier(name=self.suite_name),
+            ],
         )
         index = Path(urls[self.SITE].removeprefix("file://"))
         page = self.context.get_docs_sites_urls(
@@ -225,7 +249,17 @@ class GxProject:
         )
         site_url = page[0].get("site_url") if page else None
         path = Path(site_url.removeprefix("file://")) if site_url else index
-        for written in {index, path}:
-            if written.exists():
-                written.write_text(stable_html(written.read_text()))
+        install_assets(site)
+        suite_page = site / "expectations" / f"{self.suite_name}.html"
+        for written in (index, path, suite_page):
+            if not written.exists():
+                continue
+            html = offline_html(
+                stable_html(written.read_text()), os.path.relpath(site, written.parent)
+            )
+            if written == path:
+                html = page_with_verdict(html, status, message)
+            elif written == index:
+                html = index_with_verdicts(html, verdicts)
+            written.write_text(html)
         return path
