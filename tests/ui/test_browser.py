@@ -351,6 +351,57 @@ def test_the_mlops_view_shows_the_new_version(page, stack):
         assert page.request.get(f"{stack.url}/mlops/churn/{href}").status == 200, href
 
 
+def test_charts_and_documents_render_with_every_outside_host_blocked(browser, stack):
+    """As in a production network that reaches nothing outside: the MLOps view's charts, the
+    rendered decision record and model card, and the Data Docs all work from the stack alone,
+    and none of them even asks an outside host for anything."""
+    from urllib.parse import urlsplit
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(UI_MS)
+    outside: list[str] = []
+
+    def local_only(route):
+        host = urlsplit(route.request.url).hostname
+        if host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    try:
+        tab = context.new_page()
+        tab.goto(stack.url + "/")
+        tab.get_by_label("Username").fill(ADMIN)
+        tab.get_by_label("Password").fill(stack.password)
+        tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url(lambda url: "/auth/" not in url)
+
+        tab.goto(stack.url + "/mlops/churn/")
+        tab.locator(".chart .main-svg").first.wait_for()  # plotly drew into the page
+        drawn = tab.locator(".chart .main-svg").count()
+        assert drawn >= 1 and drawn >= tab.locator("script[data-chart]").count()
+        tab.screenshot(path=ARTIFACTS / "10-mlops-charts-offline.png", full_page=True)
+
+        record = tab.get_by_role("link", name="decision record").first.get_attribute("href")
+        tab.goto(f"{stack.url}/mlops/churn/{record}")
+        tab.locator("table").first.wait_for()  # the gate table, rendered from Markdown
+        assert "`" not in tab.locator("body").inner_text()
+        tab.screenshot(path=ARTIFACTS / "11-decision-record.png", full_page=True)
+
+        tab.goto(stack.url + "/mlops/churn/")
+        docs = tab.get_by_role("link", name="Great Expectations Data Docs").first
+        tab.goto(f"{stack.url}/mlops/churn/{docs.get_attribute('href')}")
+        # The page's scripts are the site's own copies, and it says the platform's verdict.
+        assert tab.evaluate("() => typeof window.jQuery") == "function"
+        assert "Validated" in tab.locator("body").inner_text()
+        tab.screenshot(path=ARTIFACTS / "12-data-docs-offline.png", full_page=True)
+    finally:
+        context.close()
+    assert outside == [], outside
+
+
 def test_sigterm_stops_every_process_and_frees_the_ports(stack):
     alive = _stop(stack)
     assert stack.process.returncode == 0, stack.log()
