@@ -150,3 +150,14 @@ def test_the_summary_reads_only_its_version_and_days(tmp_path):
     assert (summary.requests, summary.rows, summary.errors, summary.p99_ms) == (1, 2, 1, 1.0)
     later = shadow_summary(tmp_path, "4", since=dt.date(2025, 3, 11))
     assert (later.requests, later.errors) == (0, 0)
+
+
+def test_the_shadow_runs_on_the_event_loop_after_the_answer():
+    """Starlette runs a plain function as a background task on its thread pool, where the
+    shadow's NumPy work would hold the GIL against the requests the loop serves; a coroutine
+    runs on the loop itself, after the response is sent."""
+    import inspect
+
+    from mlops_pipeline.serving.shadow import LiveShadow
+
+    assert inspect.iscoroutinefunction(LiveShadow.score_after)

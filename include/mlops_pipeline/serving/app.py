@@ -185,7 +185,7 @@ def create_app(
             log.append(_log_records(spec, columns, ids, scores, decisions, model.version, source))
             if shadow is not None:
                 # After the response is sent: the answer never waits for the shadow.
-                background.add_task(shadow.score, columns, ids, model, scores, source)
+                background.add_task(shadow.score_after, columns, ids, model, scores, source)
         metrics.predict_latency.observe(time.perf_counter() - started)
         return {
             "model_name": model.name,

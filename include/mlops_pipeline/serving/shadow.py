@@ -61,6 +61,19 @@ class LiveShadow:
         self.watcher.stop()
         self.log.close()
 
+    async def score_after(
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        ids: Sequence[int | None],
+        champion: LoadedModel,
+        champion_scores: np.ndarray,
+        source: str,
+    ) -> None:
+        """``score`` as the request's background task: a coroutine, so Starlette runs it on the
+        event loop after the response, not on its thread pool (where it would hold the GIL
+        against the requests the loop is serving)."""
+        self.score(columns, ids, champion, champion_scores, source)
+
     def score(
         self,
         columns: Mapping[str, Sequence[Any]],
