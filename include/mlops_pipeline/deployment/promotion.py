@@ -7,11 +7,15 @@ serialize them through a one-slot pool, so two runs can never interleave
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_pipeline.config import Settings
 from mlops_pipeline.deployment import registry
 from mlops_pipeline.deployment.registry import DeploymentError
+from mlops_pipeline.failures import PermanentFailure
+
+if TYPE_CHECKING:
+    from mlops_pipeline.deployment.records import Evaluation
 
 
 def promote(settings: Settings, version: str) -> dict[str, str | None]:
@@ -72,3 +76,41 @@ def _verify(tracking: Any, name: str, alias: str, version: str) -> None:
         raise DeploymentError(
             f"{name}@{alias} reads back as {found.version if found else None}, not {version}"
         )
+
+
+def promote_verified(
+    settings: Settings,
+    evaluation: Evaluation,
+    reference: dict[str, str],
+    decided_by: str,
+) -> dict[str, Any]:
+    """Promote the evaluated challenger, smoke-test it against the model server
+    (``serving_url``; undoing the promotion when it fails) and record the decision: the deploy
+    DAG's promote task and ``mlops-pipeline deploy`` alike. Returns the aliases and the
+    record's path; raises ``PermanentFailure`` after an undone promotion (a retry would only
+    promote again)."""
+    from mlops_pipeline.deployment.decisions import record_decision
+    from mlops_pipeline.deployment.smoke import SmokeTestFailed, smoke_test
+
+    version = evaluation.challenger.version
+    aliases = promote(settings, version)
+    outcome, reasons, smoke = "promoted", [], None
+    if settings.serving_url:
+        try:
+            smoke = smoke_test(settings, version)
+        except SmokeTestFailed as exc:
+            aliases = undo_promotion(settings, aliases)
+            outcome, reasons = "rolled back (smoke test failed)", [str(exc)]
+    path = record_decision(
+        settings,
+        evaluation,
+        outcome,
+        reference,
+        reasons=reasons,
+        aliases=aliases,
+        decided_by=decided_by,
+        smoke_test=smoke,
+    )
+    if reasons:
+        raise PermanentFailure(f"promotion of v{version} rolled back: {reasons[0]} ({path})")
+    return {"outcome": outcome, "aliases": aliases, "decision_record": str(path)}

@@ -91,38 +91,18 @@ def deploy_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DAG:
         def promote(dag_run=None, ti=None) -> dict:
             # The evaluation is pulled, not passed: an XCom argument would make `evaluate` an
             # upstream, and its success alone would satisfy this trigger rule on the reject path.
-            from mlops_pipeline.deployment import promotion as deployment
-            from mlops_pipeline.deployment.decisions import record_decision
+            from mlops_pipeline.deployment.promotion import promote_verified
             from mlops_pipeline.deployment.records import Evaluation
-            from mlops_pipeline.deployment.smoke import SmokeTestFailed, smoke_test
-            from mlops_pipeline.failures import PermanentFailure
 
             evaluation = Evaluation.model_validate(ti.xcom_pull(task_ids="evaluate"))
-            settings = run_settings(name)
-            version = evaluation.challenger.version
             decided_by = _approver(ti.xcom_pull(task_ids="approve", key="answer"))
-            aliases = deployment.promote(settings, version)
-            outcome, reasons, smoke = "promoted", [], None
-            if settings.serving_url:
-                try:
-                    smoke = smoke_test(settings, version)
-                except SmokeTestFailed as exc:
-                    aliases = deployment.undo_promotion(settings, aliases)
-                    outcome, reasons = "rolled back (smoke test failed)", [str(exc)]
-            path = record_decision(
-                settings,
+            promoted = promote_verified(
+                run_settings(name),
                 evaluation,
-                outcome,
                 run_reference(dag_run),
-                reasons=reasons,
-                aliases=aliases,
-                decided_by=decided_by or str(ti.xcom_pull(task_ids="auto_approve")),
-                smoke_test=smoke,
+                decided_by or str(ti.xcom_pull(task_ids="auto_approve")),
             )
-            if reasons:
-                # Deterministic: the server did not take the model; a retry would promote again.
-                raise PermanentFailure(f"promotion of v{version} rolled back: {reasons[0]}")
-            return {"aliases": aliases, "decision_record": str(path)}
+            return {k: promoted[k] for k in ("aliases", "decision_record")}
 
         @task(multiple_outputs=False)
         @fail_fast()

@@ -117,33 +117,12 @@ def _promote(
 ) -> dict[str, Any]:
     """The deploy DAG's promote and restart_model_server tasks."""
     from mlops_pipeline.deployment import docker_target
-    from mlops_pipeline.deployment import promotion as deployment
-    from mlops_pipeline.deployment.decisions import record_decision
-    from mlops_pipeline.deployment.smoke import SmokeTestFailed, smoke_test
+    from mlops_pipeline.deployment.promotion import promote_verified
 
     version = evaluation.challenger.version
     with stage(f"promoting v{version} to champion"):
-        aliases = deployment.promote(settings, version)
-        outcome, reasons, smoke = "promoted", [], None
-        if settings.serving_url:
-            try:
-                smoke = smoke_test(settings, version)
-            except SmokeTestFailed as exc:
-                aliases = deployment.undo_promotion(settings, aliases)
-                outcome, reasons = "rolled back (smoke test failed)", [str(exc)]
-        path = record_decision(
-            settings,
-            evaluation,
-            outcome,
-            reference,
-            reasons=reasons,
-            aliases=aliases,
-            decided_by=decided_by,
-            smoke_test=smoke,
-        )
-    if reasons:
-        raise PermanentFailure(f"promotion of v{version} rolled back: {reasons[0]} ({path})")
-    result: dict[str, Any] = {"outcome": outcome, "aliases": aliases, "decision_record": str(path)}
+        result = promote_verified(settings, evaluation, reference, decided_by)
+    aliases = result["aliases"]
     if docker_target.configured(settings):
         with stage("restarting the model server"):
             restart = docker_target.restart_model_server(settings, str(aliases["champion"]))
