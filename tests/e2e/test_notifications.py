@@ -4,8 +4,6 @@ happens; every task of every DAG carries the failure notifier."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import threading
 import time
 
@@ -19,27 +17,11 @@ from mlops_pipeline.orchestration.notifications import (
 from mlops_pipeline.serving.process import free_port
 from tests.e2e.helpers import answer_pending_approval
 from tests.e2e.test_deploy_dag import GOOD, MODEL, _train
+from tests.webhook_receiver import json_receiver
 
 # Longest the reviewer waits for the approval's notification before answering anyway (so a
 # missing notification fails the test instead of leaving the run waiting for days).
 NOTIFICATION_WAIT_SECONDS = 60
-
-
-def _receiver() -> tuple[http.server.ThreadingHTTPServer, list[dict]]:
-    received: list[dict] = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    return server, received
 
 
 def _reviewer_after_notification(received: list[dict]) -> tuple[threading.Thread, list[str]]:
@@ -65,7 +47,7 @@ def _reviewer_after_notification(received: list[dict]) -> tuple[threading.Thread
 
 
 def test_a_pending_approval_and_a_failing_promotion_notify(runner, lake, monkeypatch):
-    server, received = _receiver()
+    server, received = json_receiver()
     monkeypatch.setenv("MLOPS_NOTIFY_URL", f"http://127.0.0.1:{server.server_address[1]}/")
     monkeypatch.setenv("MLOPS_REQUIRE_APPROVAL", "true")
     # Nobody serves the model: the approved promotion's smoke test fails, the task with it.

@@ -8,7 +8,6 @@ delays); the expressions, labels, annotations and routing are the shipped files'
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import subprocess
 import threading
@@ -21,6 +20,7 @@ import yaml
 from mlops_pipeline.serving.process import free_port
 from tests import prometheus_tools
 from tests.conftest import REPO
+from tests.webhook_receiver import json_receiver
 
 DEADLINE_SECONDS = 40
 # What the exporter serves: a drifting model, and the first failed run of a DAG (Airflow's
@@ -56,21 +56,6 @@ class _Exporter(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
-
-
-def _receiver(received: list[dict]) -> type[http.server.BaseHTTPRequestHandler]:
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.append({"path": self.path, **json.loads(body)})
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    return Receiver
 
 
 def _quick_rules(target: Path) -> None:
@@ -127,8 +112,7 @@ def _fired(received: list[dict]) -> set[tuple[str, str | None]]:
 
 def test_forced_conditions_reach_the_webhook_through_alertmanager(tmp_path):
     tools = prometheus_tools.require("prometheus", "prometheus-alertmanager")
-    received: list[dict] = []
-    receiver = _serve(_receiver(received))
+    receiver, received = json_receiver(with_path=True)
     exporter = _serve(_Exporter)
     alertmanager_port, prometheus_port = free_port(), free_port()
     (tmp_path / "alertmanager").mkdir()

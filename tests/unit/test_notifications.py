@@ -3,8 +3,6 @@ a task callback, against local webhook and SMTP receivers and against dead ones.
 
 from __future__ import annotations
 
-import http.server
-import json
 import socketserver
 import threading
 import time
@@ -14,6 +12,7 @@ import pytest
 
 from mlops_pipeline.orchestration import notifications
 from mlops_pipeline.serving.process import free_port
+from tests.webhook_receiver import json_receiver
 
 
 def _context(task_id: str = "promote", result: dict | None = None, error=None) -> dict:
@@ -37,19 +36,7 @@ def _logged(capsys) -> str:
 @pytest.fixture
 def webhook(monkeypatch):
     """A local webhook receiver; MLOPS_NOTIFY_URL points at it. Yields what it received."""
-    received: list[dict] = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    server, received = json_receiver()
     monkeypatch.setenv("MLOPS_NOTIFY_URL", f"http://127.0.0.1:{server.server_address[1]}/hook")
     yield received
     server.shutdown()
