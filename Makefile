@@ -83,10 +83,12 @@ secrets: $(STAMP)
 # The production stack with podman where no image registry can be pulled from: every image
 # built here (deploy/local/build-images.sh: only what is missing; podman's layer cache for the
 # Dockerfile's targets), then brought up, driven through Airflow's REST API and taken down
-# (deploy/stack_test/run.py; STACK_PORT_BASE picks its host ports).
+# (deploy/stack_test/run.py; STACK_PORT_BASE picks its host ports): once on LocalExecutor, once
+# on CeleryExecutor with two workers.
 .PHONY: stack-images stack-test
 stack-images:
 	deploy/local/build-images.sh
 
 stack-test: $(STAMP) stack-images
-	$(VPY) deploy/stack_test/run.py
+	STACK_EXECUTOR=local $(VPY) deploy/stack_test/run.py
+	STACK_EXECUTOR=celery $(VPY) deploy/stack_test/run.py

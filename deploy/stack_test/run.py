@@ -5,15 +5,23 @@ Brings the stack up under its own project name with fresh secrets and its own ho
 on 127.0.0.1), in the order of its `depends_on` conditions, each service waited for by its own
 healthcheck (podman 4.3 neither runs healthchecks nor honours `service_healthy`; this driver
 runs `podman healthcheck run` itself). Then, through Airflow's REST API with a token, runs the
-lifecycle of generated days (ingest, then what their asset events trigger: materialize, train,
-deploy), checks that the model-server container answers with the registry's champion and
-that Prometheus scrapes the model servers and the ingestion textfiles, and takes the stack
-down with its volumes: no container, volume, pod, network or published port may remain.
+lifecycle of generated days: ingest, materialize on their asset events, then `<usecase>__train`
+triggered once every day is ingested (as an operator would start the first training: asset
+events batch differently from run to run, so the first window may never reach the training
+minimum by itself) and the deploy its challenger triggers. The scheduler is restarted while
+ingest runs are in flight and must lose none; the model-server container must answer with the
+registry's champion before and after a restart, with every prediction logged; Prometheus must
+scrape the model servers and the ingestion textfiles. Then the stack goes down with its
+volumes: no container, volume, pod, network or published port may remain.
 
-Environment: STACK_IMAGES=official (docker-compose.yaml alone; default: the local images of
-`make stack-images` through deploy/local/docker-compose.local.yaml), STACK_PORT_BASE (18000:
-Airflow on +80, MLflow +50, the model servers +0 and +1, Prometheus +90, Alertmanager +93),
-STACK_DAYS (8), STACK_ROWS (1500), STACK_KEEP=1 (leave the stack up after a failure).
+STACK_EXECUTOR=celery runs the same test on CeleryExecutor (the compose profile `celery`) with
+two workers and requires tasks to have run on both.
+
+Environment: STACK_EXECUTOR (local|celery), STACK_IMAGES=official (docker-compose.yaml
+alone; default: the local images of `make stack-images` through
+deploy/local/docker-compose.local.yaml), STACK_PORT_BASE (18000: Airflow on +80, MLflow +50,
+the model servers +0 and +1, Prometheus +90, Alertmanager +93), STACK_DAYS (8), STACK_ROWS
+(1500), STACK_KEEP=1 (leave the stack up after a failure).
 """
 
 from __future__ import annotations
@@ -53,7 +61,13 @@ PORTS = {
 DAYS = int(os.environ.get("STACK_DAYS", "8"))
 ROWS = int(os.environ.get("STACK_ROWS", "1500"))
 LIFECYCLE_STAGES = ("ingest", "materialize", "train", "deploy")
+# Unpaused once a champion exists: each schedules its newest interval by itself.
+NIGHTLY_STAGES = ("score", "monitor_drift")
 LOCAL_IMAGES = os.environ.get("STACK_IMAGES", "local") != "official"
+EXECUTOR = os.environ.get("STACK_EXECUTOR", "local")
+if EXECUTOR not in ("local", "celery"):
+    sys.exit(f"STACK_EXECUTOR must be local or celery, not {EXECUTOR!r}")
+CELERY_WORKERS = 2
 
 
 class StackFailure(RuntimeError):
@@ -119,12 +133,15 @@ def write_env(directory: Path) -> tuple[Path, dict[str, str]]:
     )
     values |= {name: str(port) for name, port in PORTS.items()}
     values["BIND_ADDRESS"] = "127.0.0.1"
+    if EXECUTOR == "celery":
+        values["AIRFLOW_EXECUTOR"] = "CeleryExecutor"
+        values["COMPOSE_PROFILES"] = "celery"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return env_file, values
 
 
-def containers() -> dict[str, dict[str, Any]]:
-    """This project's containers by service name."""
+def containers() -> dict[str, list[dict[str, Any]]]:
+    """This project's containers by service name (a scaled service has several)."""
     listed = subprocess.run(
         [
             "podman",
@@ -139,12 +156,17 @@ def containers() -> dict[str, dict[str, Any]]:
         text=True,
         check=True,
     ).stdout
-    found = {}
+    found: dict[str, list[dict[str, Any]]] = {}
     for container in json.loads(listed or "[]"):
         service = (container.get("Labels") or {}).get("com.docker.compose.service")
         if service:
-            found[service] = container
+            found.setdefault(service, []).append(container)
     return found
+
+
+def container_of(service: str) -> str:
+    """The name of the service's (first) container."""
+    return str(containers()[service][0]["Names"][0])
 
 
 def dependency_layers(services: dict[str, Any]) -> list[list[str]]:
@@ -207,6 +229,13 @@ def inspect(container: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout)[0]["State"])
 
 
+def inspect_config(container: str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["podman", "inspect", "--format", "json", container], capture_output=True, text=True
+    )
+    return dict(json.loads(out.stdout)[0]["Config"]) if out.returncode == 0 else {}
+
+
 def wait_completed(name: str, container: str, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -227,17 +256,29 @@ def bring_up(compose: list[str], env: dict[str, str], clock: Clock) -> dict[str,
             wanted = (rule or {}).get("condition", "service_started")
             if conditions.get(dependency) != "service_healthy":
                 conditions[dependency] = wanted
+    scale = ["--scale", f"airflow-worker={CELERY_WORKERS}"] if "airflow-worker" in services else []
     for layer in dependency_layers(services):
         with clock.stage(f"up: {', '.join(layer)}"):
-            run([*compose, "up", "-d", "--no-deps", "--no-build", *layer], env)
+            layer_scale = scale if "airflow-worker" in layer else []
+            run([*compose, "up", "-d", "--no-deps", "--no-build", *layer_scale, *layer], env)
             names = containers()
             for name in layer:
-                container = names[name]["Names"][0]
-                if conditions.get(name) == "service_completed_successfully":
-                    wait_completed(name, container)
-                elif not (services[name].get("healthcheck") or {}).get("disable"):
-                    wait_healthy(name, services[name], container)
+                for replica in names[name]:
+                    container = replica["Names"][0]
+                    if conditions.get(name) == "service_completed_successfully":
+                        wait_completed(name, container)
+                    elif not (services[name].get("healthcheck") or {}).get("disable"):
+                        wait_healthy(name, services[name], container)
     return services
+
+
+def restart_service(
+    compose: list[str], env: dict[str, str], services: dict[str, Any], name: str
+) -> None:
+    """`compose restart` (the service's stop_grace_period applies), then its healthcheck."""
+    run([*compose, "restart", name], env)
+    for replica in containers()[name]:
+        wait_healthy(name, services[name], replica["Names"][0])
 
 
 class Airflow:
@@ -264,6 +305,17 @@ class Airflow:
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, lines: int = 60) -> str:
+        """The tail of a task's last try's log, as the UI shows it."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        try_number = self.call("GET", path)["try_number"]
+        answer = self.http.get(
+            f"{path}/logs/{try_number}",
+            params={"full_content": "true"},
+            headers={"Accept": "text/plain"},
+        )
+        return "\n".join(answer.text.splitlines()[-lines:])
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         instances = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
@@ -303,50 +355,114 @@ def wait_for_dags(airflow: Airflow, timeout: float = 300) -> None:
     raise StackFailure(f"the DAG processor never parsed {sorted(wanted)}")
 
 
-def run_lifecycle(airflow: Airflow, days: list[dt.date], timeout: float) -> dict[str, Any]:
-    """Unpause the use case's lifecycle and trigger its ingest for each day; the scheduler
-    runs the rest on the asset events. Done when a deploy run has promoted a model."""
-    for stage in LIFECYCLE_STAGES:
-        airflow.call("PATCH", f"/dags/{dag_id(stage)}", json={"is_paused": False})
-    # Unpausing schedules the newest complete interval (the last day) by itself: no catchup.
-    for day in days[:-1]:
-        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-        airflow.call(
+def _raise_on_failure(airflow: Airflow, runs: dict[str, list[dict[str, Any]]]) -> None:
+    for stage, stage_runs in runs.items():
+        for failed in (r for r in stage_runs if r["state"] == "failed"):
+            run_id = failed["dag_run_id"]
+            states = airflow.task_states(dag_id(stage), run_id)
+            logs = [
+                f"--- {task}, its last try's log:\n{airflow.task_log(dag_id(stage), run_id, task)}"
+                for task, state in states.items()
+                if state == "failed"
+            ]
+            raise StackFailure(f"{stage} run {run_id} failed: {states}\n" + "\n".join(logs))
+
+
+class Lifecycle:
+    """The use case's lifecycle driven through the REST API, watched until a condition holds."""
+
+    def __init__(self, airflow: Airflow, days: list[dt.date]) -> None:
+        self.airflow = airflow
+        self.days = days
+        self.last_report = 0.0
+        self.stages: list[str] = []
+
+    def runs(self) -> dict[str, list[dict[str, Any]]]:
+        return {stage: self.airflow.runs(dag_id(stage)) for stage in self.stages}
+
+    def unpause(self, *stages: str) -> None:
+        for stage in stages:
+            self.airflow.call("PATCH", f"/dags/{dag_id(stage)}", json={"is_paused": False})
+            self.stages.append(stage)
+
+    def start(self) -> None:
+        """Unpause the lifecycle and trigger ingest for every day but the last (unpausing
+        schedules the newest complete interval, the last day, by itself: no catchup)."""
+        self.unpause(*LIFECYCLE_STAGES)
+        for day in self.days[:-1]:
+            start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+            self.airflow.call(
+                "POST",
+                f"/dags/{dag_id('ingest')}/dagRuns",
+                json={
+                    "dag_run_id": f"stack_test__{day.isoformat()}",
+                    "logical_date": start.isoformat(),
+                    "data_interval_start": start.isoformat(),
+                    "data_interval_end": (start + dt.timedelta(days=1)).isoformat(),
+                },
+            )
+
+    def wait(self, what: str, holds: Any, timeout: float) -> dict[str, list[dict[str, Any]]]:
+        """Poll the runs until `holds(runs)` is true; any failed run fails the test."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.runs()
+            _raise_on_failure(self.airflow, runs)
+            if holds(runs):
+                return runs
+            if time.monotonic() - self.last_report > 60:
+                counts = {stage: sorted(r["state"] for r in rs) for stage, rs in runs.items()}
+                print(f"[stack-test]   waiting for {what}: {counts}", flush=True)
+                self.last_report = time.monotonic()
+            time.sleep(5)
+        raise StackFailure(f"timed out waiting for {what}")
+
+    def ingest_in_flight(self, runs: dict[str, list[dict[str, Any]]]) -> bool:
+        states = [r["state"] for r in runs["ingest"]]
+        return "success" in states and any(s in ("queued", "running") for s in states)
+
+    def all_ingested(self, runs: dict[str, list[dict[str, Any]]]) -> bool:
+        done = [r for r in runs["ingest"] if r["state"] == "success"]
+        return len(done) >= len(self.days)
+
+    def trigger_training(self) -> str:
+        run_id = f"stack_test__train__{self.days[-1].isoformat()}"
+        self.airflow.call(
             "POST",
-            f"/dags/{dag_id('ingest')}/dagRuns",
+            f"/dags/{dag_id('train')}/dagRuns",
             json={
-                "dag_run_id": f"stack_test__{day.isoformat()}",
-                "logical_date": start.isoformat(),
-                "data_interval_start": start.isoformat(),
-                "data_interval_end": (start + dt.timedelta(days=1)).isoformat(),
+                "dag_run_id": run_id,
+                "logical_date": None,
+                "conf": {
+                    "window_end": self.days[-1].isoformat(),
+                    "reason": "stack-test: every generated day ingested",
+                },
             },
         )
-    deadline = time.monotonic() + timeout
-    last_report = 0.0
-    while time.monotonic() < deadline:
-        runs = {stage: airflow.runs(dag_id(stage)) for stage in LIFECYCLE_STAGES}
-        failed = [
-            (stage, r["dag_run_id"])
-            for stage, rs in runs.items()
-            for r in rs
-            if r["state"] == "failed"
-        ]
-        if failed:
-            stage, run_id = failed[0]
-            states = airflow.task_states(dag_id(stage), run_id)
-            raise StackFailure(f"{stage} run {run_id} failed: {states}")
+        return run_id
+
+    def scored_and_checked(self, runs: dict[str, list[dict[str, Any]]]) -> bool:
+        return all(any(r["state"] == "success" for r in runs[s]) for s in NIGHTLY_STAGES)
+
+    def scoring_result(self, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """The score task's result (its XCom) of the first successful score run."""
+        run_id = next(r["dag_run_id"] for r in runs["score"] if r["state"] == "success")
+        entry = self.airflow.call(
+            "GET",
+            f"/dags/{dag_id('score')}/dagRuns/{run_id}/taskInstances/score/xcomEntries/"
+            "return_value",
+        )
+        value = entry["value"]
+        return dict(json.loads(value) if isinstance(value, str) else value)
+
+    def promoted(self, runs: dict[str, list[dict[str, Any]]]) -> bool:
         for deployed in runs["deploy"]:
             if deployed["state"] == "success":
-                states = airflow.task_states(dag_id("deploy"), deployed["dag_run_id"])
+                states = self.airflow.task_states(dag_id("deploy"), deployed["dag_run_id"])
                 if states.get("promote") != "success":
                     raise StackFailure(f"the deploy run promoted nothing: {states}")
-                return {"runs": runs, "deploy": states}
-        if time.monotonic() - last_report > 60:
-            counts = {stage: sorted(r["state"] for r in rs) for stage, rs in runs.items()}
-            print(f"[stack-test]   runs so far: {counts}", flush=True)
-            last_report = time.monotonic()
-        time.sleep(10)
-    raise StackFailure("no deploy run promoted a model in time")
+                return True
+        return False
 
 
 def champion_version(env: dict[str, str]) -> str:
@@ -390,11 +506,42 @@ def check_model_server(champion: str, timeout: float = 300) -> dict[str, Any]:
     return prediction
 
 
+def logged_predictions(container: str, env: dict[str, str]) -> int:
+    """The model server's prediction log, in records, as drift monitoring will read it."""
+    script = (
+        "from mlops_pipeline.config import get_settings\n"
+        f"root = get_settings().for_usecase({USECASE!r}).predictions_dir\n"
+        "print(sum(len(p.read_text().splitlines()) for p in root.rglob('*.jsonl')))\n"
+    )
+    return int(run(["podman", "exec", container, "python", "-c", script], env).strip() or 0)
+
+
+def check_workers(airflow: Airflow, runs: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Every Celery worker ran some of the lifecycle's tasks (hostname of each task instance)."""
+    workers = {
+        inspect_config(c["Names"][0]).get("Hostname", c["Names"][0]): c["Names"][0]
+        for c in containers()["airflow-worker"]
+    }
+    tasks: dict[str, int] = dict.fromkeys(workers.values(), 0)
+    for stage, stage_runs in runs.items():
+        for dag_run in stage_runs:
+            instances = airflow.call(
+                "GET", f"/dags/{dag_id(stage)}/dagRuns/{dag_run['dag_run_id']}/taskInstances"
+            )["task_instances"]
+            for instance in instances:
+                worker = workers.get(instance.get("hostname") or "")
+                if worker:
+                    tasks[worker] += 1
+    if len(workers) != CELERY_WORKERS or not all(tasks.values()):
+        raise StackFailure(f"tasks per Celery worker {tasks} (hostnames {sorted(workers)})")
+    return tasks
+
+
 def check_prometheus(timeout: float = 180) -> dict[str, Any]:
-    """Prometheus scrapes every model server and the textfiles: the served predictions and
-    the ingested days' quarantine rate are queryable."""
+    """Prometheus scrapes every model server and the textfiles: the served predictions, the
+    ingested days' quarantine rate and the drift check's share are queryable."""
     base = f"http://127.0.0.1:{PORTS['PROMETHEUS_PORT']}/api/v1"
-    wanted = ("mlops_predictions_total", "mlops_quarantine_rate")
+    wanted = ("mlops_predictions_total", "mlops_quarantine_rate", "mlops_drift_share")
     deadline = time.monotonic() + timeout
     found: dict[str, Any] = {}
     down: list[str] = []
@@ -434,6 +581,64 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def exercise(
+    compose: list[str],
+    env: dict[str, str],
+    values: dict[str, str],
+    services: dict[str, Any],
+    days: list[dt.date],
+    clock: Clock,
+) -> None:
+    """What a user does with a running stack, each step a timed stage."""
+    with clock.stage(f"generate {DAYS} days of {ROWS} rows"):
+        generate_days(container_of("airflow-apiserver"), days, env)
+    airflow = Airflow(
+        f"http://127.0.0.1:{PORTS['AIRFLOW_PORT']}",
+        values["AIRFLOW_ADMIN_USERNAME"],
+        values["AIRFLOW_ADMIN_PASSWORD"],
+    )
+    lifecycle = Lifecycle(airflow, days)
+    with clock.stage("ingest every day, restarting the scheduler mid-run"):
+        wait_for_dags(airflow)
+        lifecycle.start()
+        runs = lifecycle.wait("ingest runs in flight", lifecycle.ingest_in_flight, 600)
+        in_flight = [r["dag_run_id"] for r in runs["ingest"] if r["state"] != "success"]
+        print(f"[stack-test]   restarting the scheduler; ingest runs in flight: {in_flight}")
+        restart_service(compose, env, services, "airflow-scheduler")
+        lifecycle.wait(f"all {DAYS} ingest runs", lifecycle.all_ingested, 900)
+    with clock.stage("train (triggered) and deploy (on its challenger)"):
+        train_run = lifecycle.trigger_training()
+        print(f"[stack-test]   triggered {dag_id('train')} run {train_run}")
+        runs = lifecycle.wait("a deploy run that promoted", lifecycle.promoted, 1200)
+        print(f"[stack-test]   DAG runs: { {s: len(rs) for s, rs in runs.items()} }")
+    with clock.stage("batch scoring and the drift check (their scheduled runs)"):
+        lifecycle.unpause(*NIGHTLY_STAGES)
+        runs = lifecycle.wait("score and drift runs", lifecycle.scored_and_checked, 900)
+        scored = lifecycle.scoring_result(runs)
+        if not scored.get("rows") or scored.get("table_rows") != scored["rows"]:
+            raise StackFailure(f"batch scoring wrote {scored} (Parquet and Postgres rows differ)")
+        print(f"[stack-test]   scored {scored['date']}: {scored['rows']} rows, also in Postgres")
+    if EXECUTOR == "celery":
+        with clock.stage(f"tasks ran on all {CELERY_WORKERS} Celery workers"):
+            print(f"[stack-test]   tasks per worker: {check_workers(airflow, runs)}")
+    with clock.stage("model server answers with the champion, before and after a restart"):
+        champion = champion_version(values)
+        server = container_of("model-server-churn")
+        prediction = check_model_server(champion)
+        logged = logged_predictions(server, env)
+        restart_service(compose, env, services, "model-server-churn")
+        check_model_server(champion)
+        after = logged_predictions(server, env)
+        if after != logged + len(prediction["predictions"]):
+            raise StackFailure(
+                f"predictions logged: {logged} before the restart, {after} after one more request"
+            )
+        first = prediction["predictions"][:1]
+        print(f"[stack-test]   champion v{champion}: {first}; {after} predictions logged")
+    with clock.stage("Prometheus has the model servers and the drift and ingestion textfiles"):
+        print(f"[stack-test]   series: {check_prometheus()}")
+
+
 def main() -> int:
     clock = Clock()
     busy = [port for port in PORTS.values() if _listening(port)]
@@ -456,36 +661,21 @@ def main() -> int:
             with clock.stage("up until every service is healthy"):
                 services = bring_up(compose, env, clock)
             print(f"[stack-test] services: {sorted(services)}")
-            apiserver = containers()["airflow-apiserver"]["Names"][0]
-            with clock.stage(f"generate {DAYS} days of {ROWS} rows"):
-                generate_days(apiserver, days, env)
-            with clock.stage("lifecycle through Airflow's REST API"):
-                airflow = Airflow(
-                    f"http://127.0.0.1:{PORTS['AIRFLOW_PORT']}",
-                    values["AIRFLOW_ADMIN_USERNAME"],
-                    values["AIRFLOW_ADMIN_PASSWORD"],
-                )
-                wait_for_dags(airflow)
-                outcome = run_lifecycle(airflow, days, timeout=1200)
-                summary = {s: len(rs) for s, rs in outcome["runs"].items()}
-                print(f"[stack-test]   DAG runs: {summary}; deploy: {outcome['deploy']}")
-            with clock.stage("model server answers with the champion"):
-                champion = champion_version(values)
-                prediction = check_model_server(champion)
-                print(f"[stack-test]   champion v{champion}: {prediction['predictions'][:1]}")
-            with clock.stage("Prometheus has the model servers and the textfiles"):
-                print(f"[stack-test]   series: {check_prometheus()}")
+            exercise(compose, env, values, services, days, clock)
             failed = False
         finally:
             if failed and os.environ.get("STACK_KEEP") == "1":
                 print(f"[stack-test] left up (STACK_KEEP=1): {' '.join(compose)} down -v")
             else:
                 if failed:
-                    for name, container in sorted(containers().items()):
-                        logs = run(
-                            ["podman", "logs", "--tail", "15", container["Names"][0]], env, False
-                        )
-                        print(f"----- {name} ({container.get('State')})\n{logs}")
+                    for name, replicas in sorted(containers().items()):
+                        for container in replicas:
+                            logs = run(
+                                ["podman", "logs", "--tail", "15", container["Names"][0]],
+                                env,
+                                False,
+                            )
+                            print(f"----- {name} ({container.get('State')})\n{logs}")
                 with clock.stage("compose down -v"):
                     bring_down(compose, env)
             print("[stack-test] stage times:\n" + clock.summary(), flush=True)

@@ -65,8 +65,11 @@ class Stack:
         return json.loads((self.home / "airflow" / PASSWORDS_FILE).read_text())[ADMIN]
 
     def api(self) -> httpx.Client:
+        # httpx's 5 s default is less than the API server takes on a busy machine.
         token = httpx.post(
-            f"{self.url}/auth/token", json={"username": ADMIN, "password": self.password}
+            f"{self.url}/auth/token",
+            json={"username": ADMIN, "password": self.password},
+            timeout=30,
         ).json()["access_token"]
         return httpx.Client(
             base_url=f"{self.url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30

@@ -65,6 +65,17 @@ def test_every_service_has_a_healthcheck_and_a_restart_policy():
         assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
 
 
+def test_services_that_run_tasks_let_them_finish_on_a_stop():
+    """A restart of the scheduler (LocalExecutor) or a worker (Celery) waits for running tasks:
+    the signal reaches the Airflow process alone, which waits, within a grace period longer
+    than compose's 10 s default."""
+    for name in ("airflow-scheduler", "airflow-worker"):
+        service = SERVICES[name]
+        assert _environment(service).get("DUMB_INIT_SETSID") == "0", name
+        grace = str(service.get("stop_grace_period", ""))
+        assert grace.endswith("m") and int(grace[:-1]) >= 5, name
+
+
 def test_dependencies_wait_on_conditions():
     for name, service in SERVICES.items():
         depends = service.get("depends_on") or {}
