@@ -9,6 +9,11 @@ worker process and with two; with one worker also with the live shadow on
 answer); and, for the first use case (churn, whose figures are the
 non-regression reference), MLflow's scoring server on the same model with inline features (it
 has no feature lookup).
+
+``MLOPS_BENCH_SERVING_ONLY=shadow`` runs only the shadow comparison (the one-worker server with
+the shadow off and on). ``MLOPS_BENCH_SHADOW_BASELINE=<dir>`` (a copy of another version's
+``include/``) adds a third one-worker server with the shadow on, running that code: two
+shadow implementations measured in the same rounds, each beside the shadow off.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ WORKERS = (1, 2)
 # Our one-worker server also runs with the live shadow on (a challenger registered beside the
 # champion), side by side with it off: the shadow's cost to the champion's latency.
 SHADOW_WORKERS = (1,)
+ONLY = os.environ.get("MLOPS_BENCH_SERVING_ONLY", "")
+SHADOW_BASELINE = os.environ.get("MLOPS_BENCH_SHADOW_BASELINE", "")
+if ONLY not in ("", "shadow"):
+    raise ValueError(f"MLOPS_BENCH_SERVING_ONLY={ONLY!r}: only 'shadow' is known")
 
 
 def _wrk(url: str, body: dict, connections: int, scratch: Path, seconds: int = DURATION_S) -> dict:
@@ -96,12 +105,14 @@ def run() -> dict:
         "entities": ENTITIES,
         "duration_s": DURATION_S,
         "repeats": REPEATS,
+        "only": ONLY or None,
+        "shadow_baseline": SHADOW_BASELINE or None,
         "usecases": {},
     }
     for index, name in enumerate(names):
         print(f"serving bench: {name} ...", file=sys.stderr, flush=True)
-        results["usecases"][name] = _run_usecase(name, with_mlflow=index == 0)
-    save("serving", results)
+        results["usecases"][name] = _run_usecase(name, with_mlflow=index == 0 and not ONLY)
+    save("serving_shadow" if ONLY else "serving", results)
     return results
 
 
@@ -150,11 +161,13 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
     mlflow = str(Path(sys.executable).parent / "mlflow")
     model_uri = f"models:/{outcome.model_name}@champion"
     servers: dict[str, tuple[list[str], str]] = {}  # name -> (command line, readiness path)
-    for workers in WORKERS:
+    for workers in SHADOW_WORKERS if ONLY else WORKERS:
         ours = [sys.executable, "-m", "mlops_pipeline.platform.cli", "serve"]
         servers[f"ours_w{workers}"] = ([*ours, "--workers", str(workers)], "/ready")
         if workers in SHADOW_WORKERS:
             servers[f"ours_shadow_w{workers}"] = ([*ours, "--workers", str(workers)], "/ready")
+            if SHADOW_BASELINE:
+                servers[f"ours_shadow_baseline_w{workers}"] = servers[f"ours_shadow_w{workers}"]
         if with_mlflow:
             servers[f"mlflow_w{workers}"] = (
                 [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local"]
@@ -163,10 +176,13 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
             )
     ports = {name: free_port() for name in servers}
     shadow_env = {**env, "MLOPS_SERVING_SHADOW": "true"}
+    # PYTHONPATH comes before the editable install's path: the baseline's package wins.
+    baseline_env = {**shadow_env, "PYTHONPATH": SHADOW_BASELINE}
+    server_env = {"ours_shadow_baseline": baseline_env, "ours_shadow": shadow_env}
     processes = {
         name: subprocess.Popen(
             [*command, "--port" if name.startswith("ours") else "-p", str(ports[name])],
-            env=shadow_env if name.startswith("ours_shadow") else env,
+            env=server_env.get(name.rsplit("_w", 1)[0], env),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -188,15 +204,16 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
         scratch = root / "wrk"
         scratch.mkdir()
         cases = {}
-        for workers in WORKERS:
+        lookup, inline = {"entities": {key: [entity]}}, {"instances": [raw]}
+        for workers in SHADOW_WORKERS if ONLY else WORKERS:
             ours = f"http://127.0.0.1:{ports[f'ours_w{workers}']}/predict"
-            cases[f"ours_feature_lookup_w{workers}"] = (ours, {"entities": {key: [entity]}})
-            cases[f"ours_inline_w{workers}"] = (ours, {"instances": [raw]})
-            if workers in SHADOW_WORKERS:
-                shadowed = f"http://127.0.0.1:{ports[f'ours_shadow_w{workers}']}/predict"
-                lookup = {"entities": {key: [entity]}}
-                cases[f"ours_shadow_feature_lookup_w{workers}"] = (shadowed, lookup)
-                cases[f"ours_shadow_inline_w{workers}"] = (shadowed, {"instances": [raw]})
+            cases[f"ours_feature_lookup_w{workers}"] = (ours, lookup)
+            cases[f"ours_inline_w{workers}"] = (ours, inline)
+            for server in ("ours_shadow", "ours_shadow_baseline"):
+                if f"{server}_w{workers}" in ports:
+                    shadowed = f"http://127.0.0.1:{ports[f'{server}_w{workers}']}/predict"
+                    cases[f"{server}_feature_lookup_w{workers}"] = (shadowed, lookup)
+                    cases[f"{server}_inline_w{workers}"] = (shadowed, inline)
             if with_mlflow:
                 theirs = f"http://127.0.0.1:{ports[f'mlflow_w{workers}']}/invocations"
                 cases[f"mlflow_models_serve_inline_w{workers}"] = (theirs, mlflow_body)
@@ -206,22 +223,51 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
                 _wrk(url, body, connections, scratch, seconds=WARMUP_S)
         for repeat in range(REPEATS):
             print(f"  {usecase}: round {repeat + 1} of {REPEATS}", file=sys.stderr, flush=True)
-            for name, (url, body) in cases.items():
-                for connections in CONCURRENCY:
+            # Each concurrency's cases back to back: a shadow run sits next to its pair.
+            for connections in CONCURRENCY:
+                for name, (url, body) in cases.items():
                     run = _wrk(url, body, connections, scratch)
                     samples.setdefault(f"{name}@c{connections}", []).append(run)
     finally:
         for process in processes.values():
             process.terminate()
-            process.wait(timeout=30)
+        for process in processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         shutil.rmtree(root, ignore_errors=True)
     return {
         "runs": {
             case: {field: median([run[field] for run in runs]) for field in runs[0]}
             for case, runs in samples.items()
         },
+        "shadow": _shadow_pairs(samples),
         "samples": samples,
     }
+
+
+def _shadow_pairs(samples: dict[str, list[dict]]) -> dict[str, dict]:
+    """Each shadowed case beside the same case with the shadow off, round by round: the
+    median of the rounds' p99 ratios (the pairs share the machine's moment)."""
+    pairs = {}
+    for case, runs in samples.items():
+        for server in ("ours_shadow_baseline", "ours_shadow"):
+            if case.startswith(server + "_"):
+                off = samples[case.replace(server, "ours", 1)]
+                pairs[case] = {
+                    "p99_off_ms": median([r["p99_ms"] for r in off]),
+                    "p99_on_ms": median([r["p99_ms"] for r in runs]),
+                    "p99_ratio": median(
+                        [on["p99_ms"] / o["p99_ms"] for on, o in zip(runs, off, strict=True)]
+                    ),
+                    "req_per_s_ratio": median(
+                        [on["req_per_s"] / o["req_per_s"] for on, o in zip(runs, off, strict=True)]
+                    ),
+                }
+                break
+    return pairs
 
 
 def _wait_for_shadow(model_url: str, timeout_s: float = 120) -> None:
@@ -252,5 +298,20 @@ def report(results: dict) -> str:
             lines.append(
                 f"| {usecase} | {name} | {workers} | {connections} | {row['req_per_s']:.0f} | "
                 f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} |"
+            )
+    lines += [
+        "",
+        "Live shadow beside it off, one worker: median over the rounds of each pair's ratio "
+        "(goal: p99 on/off <= 1.10 at c=1 and c=8)",
+        "| use case | server | concurrency | p99 off ms | p99 on ms | p99 on/off | req/s on/off |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for usecase, measured in results["usecases"].items():
+        for key, pair in measured.get("shadow", {}).items():
+            case, connections = key.rsplit("@c", 1)
+            lines.append(
+                f"| {usecase} | {case.rsplit('_w', 1)[0]} | {connections} | "
+                f"{pair['p99_off_ms']:.2f} | {pair['p99_on_ms']:.2f} | {pair['p99_ratio']:.2f} | "
+                f"{pair['req_per_s_ratio']:.2f} |"
             )
     return "\n".join(lines)

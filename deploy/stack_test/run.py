@@ -310,12 +310,16 @@ class Airflow:
         """The tail of a task's last try's log, as the UI shows it."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
         try_number = self.call("GET", path)["try_number"]
-        answer = self.http.get(
-            f"{path}/logs/{try_number}",
-            params={"full_content": "true"},
-            headers={"Accept": "text/plain"},
-        )
-        return "\n".join(answer.text.splitlines()[-lines:])
+        content = self.call("GET", f"{path}/logs/{try_number}", params={"full_content": "true"})[
+            "content"
+        ]
+        messages = [
+            " ".join(str(m.get(k)) for k in ("event", "error_detail") if m.get(k))
+            if isinstance(m, dict)
+            else str(m)
+            for m in content
+        ]
+        return "\n".join(messages[-lines:])
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         instances = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")

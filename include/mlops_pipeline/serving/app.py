@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
-from fastapi import BackgroundTasks, FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -72,7 +72,7 @@ def create_app(
         yield
         watcher.stop()
         if shadow is not None:
-            shadow.stop()
+            await shadow.stop()  # scores what is still queued
         store.close()
         log.close()
 
@@ -155,7 +155,6 @@ def create_app(
     # Only the online read leaves the event loop, for its deadline (``online``).
     async def predict(
         body: schemas.request,  # type: ignore[name-defined]
-        background: BackgroundTasks,
     ) -> dict[str, Any]:
         started = time.perf_counter()
         model = _model()
@@ -184,8 +183,8 @@ def create_app(
             metrics.predicted(scores, decisions)
             log.append(_log_records(spec, columns, ids, scores, decisions, model.version, source))
             if shadow is not None:
-                # After the response is sent: the answer never waits for the shadow.
-                background.add_task(shadow.score_after, columns, ids, model, scores, source)
+                # Queued, scored in batches between requests: the answer never waits for it.
+                shadow.enqueue(columns, ids, model, scores, source)
         metrics.predict_latency.observe(time.perf_counter() - started)
         return {
             "model_name": model.name,
@@ -205,6 +204,7 @@ def create_app(
         },
     )(predict)
     app.state.watcher = watcher
+    app.state.shadow = shadow
     return app
 
 

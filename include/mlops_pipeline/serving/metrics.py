@@ -80,7 +80,8 @@ class Metrics:
         # The live shadow (``serving.shadow``), by challenger version.
         self._shadow_latency = Histogram(
             "mlops_shadow_latency_seconds",
-            "Time the challenger took to score a request in shadow, after the answer.",
+            "Time the challenger took to score one request alone, in shadow (a sample of the "
+            "requests: the others are scored in batches).",
             ["model", "version"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
@@ -97,10 +98,21 @@ class Metrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self._shadow_dropped = Counter(
+            "mlops_shadow_dropped_total",
+            "Rows not scored in shadow: its queue was full (shadow traffic is best-effort).",
+            ["model", "version"],
+            registry=self.registry,
+        )
 
-    def shadow_scored(self, version: str, seconds: float, rows: int) -> None:
-        self._shadow_latency.labels(self.model, version).observe(seconds)
+    def shadow_scored(self, version: str, rows: int) -> None:
         self._shadow_rows.labels(self.model, version).inc(rows)
+
+    def shadow_timed(self, version: str, seconds: float) -> None:
+        self._shadow_latency.labels(self.model, version).observe(seconds)
+
+    def shadow_dropped(self, version: str, rows: int) -> None:
+        self._shadow_dropped.labels(self.model, version).inc(rows)
 
     def shadow_failed(self, version: str) -> None:
         self._shadow_errors.labels(self.model, version).inc()
