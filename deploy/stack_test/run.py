@@ -220,20 +220,15 @@ def wait_healthy(name: str, spec: dict[str, Any], container: str) -> None:
         time.sleep(interval)
 
 
-def inspect(container: str) -> dict[str, Any]:
+def inspect(container: str, section: str = "State") -> dict[str, Any]:
+    """A section of `podman inspect` (its State by default); a missing container's State is
+    `{"Status": "missing"}`."""
     out = subprocess.run(
         ["podman", "inspect", "--format", "json", container], capture_output=True, text=True
     )
     if out.returncode != 0:
-        return {"Status": "missing"}
-    return dict(json.loads(out.stdout)[0]["State"])
-
-
-def inspect_config(container: str) -> dict[str, Any]:
-    out = subprocess.run(
-        ["podman", "inspect", "--format", "json", container], capture_output=True, text=True
-    )
-    return dict(json.loads(out.stdout)[0]["Config"]) if out.returncode == 0 else {}
+        return {"Status": "missing"} if section == "State" else {}
+    return dict(json.loads(out.stdout)[0][section])
 
 
 def wait_completed(name: str, container: str, timeout: float = 600) -> None:
@@ -510,20 +505,24 @@ def check_model_server(champion: str, timeout: float = 300) -> dict[str, Any]:
     return prediction
 
 
-def logged_predictions(container: str, env: dict[str, str]) -> int:
-    """The model server's prediction log, in records, as drift monitoring will read it."""
+def logged_predictions(container: str, env: dict[str, str], version: str) -> int:
+    """The champion's predictions the model server logged today, counted as the drift check
+    reads them (`monitoring.drift.logged_predictions`, run in an Airflow container)."""
     script = (
+        "import datetime as dt, sys\n"
         "from mlops_pipeline.config import get_settings\n"
-        f"root = get_settings().for_usecase({USECASE!r}).predictions_dir\n"
-        "print(sum(len(p.read_text().splitlines()) for p in root.rglob('*.jsonl')))\n"
+        "from mlops_pipeline.monitoring.drift import logged_predictions\n"
+        f"settings = get_settings().for_usecase({USECASE!r})\n"
+        "today = dt.datetime.now(dt.UTC).date()\n"
+        "print(len(logged_predictions(settings, today, sys.argv[1])))\n"
     )
-    return int(run(["podman", "exec", container, "python", "-c", script], env).strip() or 0)
+    return int(run(["podman", "exec", container, "python", "-c", script, version], env).strip())
 
 
 def check_workers(airflow: Airflow, runs: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     """Every Celery worker ran some of the lifecycle's tasks (hostname of each task instance)."""
     workers = {
-        inspect_config(c["Names"][0]).get("Hostname", c["Names"][0]): c["Names"][0]
+        inspect(c["Names"][0], "Config").get("Hostname", c["Names"][0]): c["Names"][0]
         for c in containers()["airflow-worker"]
     }
     tasks: dict[str, int] = dict.fromkeys(workers.values(), 0)
@@ -627,12 +626,12 @@ def exercise(
             print(f"[stack-test]   tasks per worker: {check_workers(airflow, runs)}")
     with clock.stage("model server answers with the champion, before and after a restart"):
         champion = champion_version(values)
-        server = container_of("model-server-churn")
+        reader = container_of("airflow-apiserver")
         prediction = check_model_server(champion)
-        logged = logged_predictions(server, env)
+        logged = logged_predictions(reader, env, champion)
         restart_service(compose, env, services, "model-server-churn")
         check_model_server(champion)
-        after = logged_predictions(server, env)
+        after = logged_predictions(reader, env, champion)
         if after != logged + len(prediction["predictions"]):
             raise StackFailure(
                 f"predictions logged: {logged} before the restart, {after} after one more request"
