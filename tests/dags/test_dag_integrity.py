@@ -75,6 +75,17 @@ def test_dag_has_usecase_tags_docs_and_owner(dagbag, dag_id):
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
+def test_every_trigger_form_param_says_what_it_is_for(dagbag, dag_id):
+    """The trigger form shows a param's description under its field: without one, a manual
+    run's author has only the param's name to go on."""
+    params = dagbag.get_dag(dag_id).params
+    undescribed = [
+        key for key in params.keys() if not (params.get_param(key).description or "").strip()
+    ]
+    assert undescribed == [], f"{dag_id}: params without a description: {undescribed}"
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_tasks_retry_transient_faults_and_runs_do_not_overlap(dagbag, dag_id):
     dag = dagbag.get_dag(dag_id)
     assert dag.max_active_runs == 1 and dag.catchup is False

@@ -60,6 +60,7 @@ from mlops_pipeline.data.partition_write import (
 )
 from mlops_pipeline.data.validation import SUITE_VERSION, GxProject, suite_name
 from mlops_pipeline.failures import PermanentFailure
+from mlops_pipeline.platform.relocate import follow_move
 from mlops_pipeline.usecases.spec import Cadence
 from mlops_pipeline.usecases.vocabulary import partition_key
 
@@ -97,6 +98,8 @@ def ingest_day(
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    # A moved MLOPS_HOME: the records this partition's reports sit beside name the new home.
+    follow_move(settings)
     spec = settings.spec
     day = spec.cadence.partition_of(day)
     landing = storage.find_landing_file(settings, day)

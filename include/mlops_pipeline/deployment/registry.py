@@ -55,6 +55,10 @@ def client(settings: Settings) -> Any:
     import mlflow
     from mlflow import MlflowClient
 
+    from mlops_pipeline.platform.relocate import follow_move
+
+    # A moved MLOPS_HOME: MLflow's artifact locations are absolute, rewritten before use.
+    follow_move(settings)
     registry_state.refuse_missing_store(settings)
     if settings.tracking_uri.startswith("sqlite:"):
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import os
 import string
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.config import Settings
@@ -50,6 +53,10 @@ def repo_config(settings: Settings) -> Any:
 def open_store(settings: Settings) -> Any:
     from feast import FeatureStore
 
+    from mlops_pipeline.platform.relocate import follow_move
+
+    # A moved MLOPS_HOME: the registry's file sources name the lake by its absolute path.
+    follow_move(settings)
     return FeatureStore(repo_path=str(settings.feature_repo), config=repo_config(settings))
 
 
@@ -174,3 +181,95 @@ def register_definitions(settings: Settings) -> Registration:
         previous_fingerprint=previous,
         objects=sorted(f"{kind}:{name}" for kind, name in declared),
     )
+
+
+def follow_home_move(settings: Settings, old_home: Path, rewrite: Callable[[str], str]) -> int:
+    """After the embedded state moved from ``old_home`` to ``settings.home``: rewrite the paths
+    the use case's registry file names, and carry the definitions' fingerprint over when only
+    the home changed, so the move re-applies nothing (an update would drop the feature views'
+    materialization intervals, which batch scoring's readiness reads). Returns how many values
+    were rewritten.
+
+    The file sources stay absolute: Feast's DuckDB offline store reads a Parquet source's path
+    as given, so a relative one would be read from the working directory."""
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+
+    registry_file = settings.feast_dir / "registry.db"
+    if settings.profile != "embedded" or not registry_file.exists():
+        return 0
+    registry = RegistryProto()
+    registry.ParseFromString(registry_file.read_bytes())
+    rewritten = _rewrite_strings(registry, rewrite) + _rewrite_version_history(registry, rewrite)
+    before = definitions_fingerprint(load_definitions(settings.replace(home=old_home)))
+    after = definitions_fingerprint(load_definitions(settings))
+    for project in registry.projects:
+        tags = project.spec.tags
+        if project.spec.name == settings.feast_project and tags.get(FINGERPRINT_TAG) == before:
+            tags[FINGERPRINT_TAG] = after
+    with tempfile.NamedTemporaryFile(dir=registry_file.parent, delete=False) as out:
+        out.write(registry.SerializeToString())
+    os.chmod(out.name, registry_file.stat().st_mode & 0o777)
+    os.replace(out.name, registry_file)
+    return rewritten
+
+
+def _rewrite_version_history(registry: Any, rewrite: Callable[[str], str]) -> int:
+    """Feast keeps each feature view's past versions as serialized protos (bytes a string
+    rewrite cannot reach): decoded by their recorded type, as Feast's registry reads them,
+    rewritten and encoded again."""
+    from feast.protos.feast.core.FeatureView_pb2 import FeatureView
+    from feast.protos.feast.core.LabelView_pb2 import LabelView
+    from feast.protos.feast.core.OnDemandFeatureView_pb2 import OnDemandFeatureView
+    from feast.protos.feast.core.StreamFeatureView_pb2 import StreamFeatureView
+
+    kinds: dict[str, Any] = {
+        "feature_view": FeatureView,
+        "stream_feature_view": StreamFeatureView,
+        "on_demand_feature_view": OnDemandFeatureView,
+        "label_view": LabelView,
+    }
+    changed = 0
+    for record in registry.feature_view_version_history.records:
+        kind = kinds.get(record.feature_view_type)
+        if kind is None:
+            continue
+        embedded = kind.FromString(record.feature_view_proto)
+        count = _rewrite_strings(embedded, rewrite)
+        if count:
+            record.feature_view_proto = embedded.SerializeToString()
+            changed += count
+    return changed
+
+
+def _rewrite_strings(message: Any, rewrite: Callable[[str], str]) -> int:
+    """Apply ``rewrite`` to every string of a protobuf message tree, in place; returns how many
+    changed."""
+    changed = 0
+
+    def moved(text: str) -> str:
+        nonlocal changed
+        new = rewrite(text)
+        changed += new != text
+        return new
+
+    for descriptor, value in list(message.ListFields()):
+        if descriptor.type == descriptor.TYPE_STRING:
+            if descriptor.is_repeated:
+                value[:] = [moved(item) for item in value]
+            else:
+                setattr(message, descriptor.name, moved(value))
+        elif descriptor.message_type is not None:
+            if descriptor.message_type.GetOptions().map_entry:
+                if descriptor.message_type.fields_by_name["value"].message_type is None:
+                    for key in list(value):
+                        if isinstance(value[key], str):
+                            value[key] = moved(value[key])
+                else:
+                    for key in value:
+                        changed += _rewrite_strings(value[key], rewrite)
+            elif descriptor.is_repeated:
+                for item in value:
+                    changed += _rewrite_strings(item, rewrite)
+            else:
+                changed += _rewrite_strings(value, rewrite)
+    return changed

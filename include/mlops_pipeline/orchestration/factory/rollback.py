@@ -31,7 +31,11 @@ def rollback_dag(settings: Settings, spec: UseCase, assets: UseCaseAssets) -> DA
                 type="string",
                 description="Version number or alias to make champion.",
             ),
-            "reason": Param("manual rollback", type="string"),
+            "reason": Param(
+                "manual rollback",
+                type="string",
+                description="Why the champion is rolled back (kept in the decision record).",
+            ),
         },
         **dag_arguments(spec, "rollback", ["deployment", "mlflow"]),
     )

@@ -4,10 +4,12 @@ per partition."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,10 @@ DEMO_SCENARIOS = {2: "out_of_range", 4: "schema_break"}
 # Lands the partition holding a day or an hour (settings, partition, scenario): the demo
 # generates it.
 Lander = Callable[[Settings, dt.date, str], None]
+# Where the DAG runs' own output goes (a context each partition's runs happen in), and what to
+# do with each partition's row once its runs are done.
+TaskOutput = Callable[[], AbstractContextManager[Any]]
+RowDone = Callable[[str, dict[str, Any]], None]
 
 
 def demo_scenarios(days: int, drift_from: int) -> dict[int, str]:
@@ -69,25 +75,33 @@ def run_lifecycles(
     scenarios: dict[int, str],
     rows_per_day: int,
     land: Lander | None = None,
+    task_output: TaskOutput = contextlib.nullcontext,
+    row_done: RowDone | None = None,
 ) -> dict[str, Lifecycle]:
     """Run the scenarios for every one of ``usecases``, their partitions interleaved (partition 0 of
-    each, then partition 1 of each, ...) through the same embedded Airflow."""
+    each, then partition 1 of each, ...) through the same embedded Airflow. Airflow's start-up
+    and each partition's DAG runs happen inside ``task_output()``; ``row_done`` is called with
+    each partition's row after."""
     from mlops_pipeline.orchestration import runner as airflow_runner
 
     airflow_runner.configure_embedded_airflow(settings)
-    airflow_runner.migrate_metadata_db()
+    with task_output():
+        airflow_runner.migrate_metadata_db()
     land = land or _generate(rows_per_day)
     lifecycles = {name: Lifecycle(usecase=name) for name in usecases}
     for offset, scenario in sorted(scenarios.items()):
         for name in usecases:
             lifecycle = lifecycles[name]
             began = time.perf_counter()
-            row = _run_partition(
-                settings.for_usecase(name), offset, start, scenario, land, lifecycle
-            )
+            with task_output():
+                row = _run_partition(
+                    settings.for_usecase(name), offset, start, scenario, land, lifecycle
+                )
             row["seconds"] = round(time.perf_counter() - began, 1)
             lifecycle.wall_seconds += time.perf_counter() - began
             lifecycle.rows.append(row)
+            if row_done is not None:
+                row_done(name, row)
     for lifecycle in lifecycles.values():
         lifecycle.task_seconds = airflow_runner.task_seconds(lifecycle.dag_runs)
     return lifecycles
@@ -169,6 +183,8 @@ def _run_partition(
         "champion": champion_label(settings),
         "model": ", ".join(m for m in models if m) or "-",
     }
+    if str(ingested.state) != "success":
+        row["error"] = report.get("message") or f"{dag_id(name, 'ingest')} {ingested.state}"
     return row
 
 
