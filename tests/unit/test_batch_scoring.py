@@ -224,3 +224,17 @@ def test_the_newest_scored_partition_is_the_latest_predictions_file(settings):
         batch.write_predictions(batch.predictions_path(settings, day), frame)
     (settings.batch_predictions_dir / "date=2025-08-05").mkdir()  # no file: not scored
     assert shadow.newest_scored_partition(settings) == dt.date(2025, 8, 4)
+
+
+def test_each_row_takes_its_entitys_latest_source_row_at_or_before_it_to_the_nanosecond():
+    import pyarrow as pa
+
+    from mlops_pipeline.features.access import _latest_at_or_before
+
+    keys = pa.array([1, 1, 1, 2, 3], type=pa.int64())
+    times = np.array([100, 99, 250, 100, 5], dtype=np.int64)
+    source_keys = pa.array([1, 1, 2, 1], type=pa.int64())
+    source_times = np.array([100, 200, 101, 50], dtype=np.int64)
+    match = _latest_at_or_before(keys, times, source_keys, source_times)
+    # At its own time; 1 ns earlier takes the older row; a later source row is never taken.
+    assert match.tolist() == [0, 3, 1, -1, -1]

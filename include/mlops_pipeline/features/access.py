@@ -157,18 +157,41 @@ def point_in_time_features(
 def point_in_time_join(
     settings: Settings, entities: pd.DataFrame, feature_service: str | None = None
 ) -> pd.DataFrame:
-    """``point_in_time_features`` computed by DuckDB directly, for scoring whole partitions.
+    """``point_in_time_features`` computed directly (``point_in_time_table``), for scoring
+    whole partitions: equal to Feast's retrieval value for value (tested on rows inside, past
+    and before the TTL) and several times faster on a partition (figures: docs/performance.md,
+    batch scoring). Rows come back sorted by timestamp and key."""
+    import pyarrow as pa
 
-    The same join, read from the registered service: for each of its feature views, the
-    latest source row of the entity at or before the entity row's timestamp (an ASOF join),
-    dropped when older than the view's TTL; then the declared on-demand outputs from the use
-    case's own functions, as Feast's Python-mode views compute them. Only the lake partitions
-    a TTL can reach are read. Equal to Feast's retrieval value for value (tested on rows
-    inside, past and before the TTL), and several times faster on a partition (figures:
-    README, batch scoring). Rows come back sorted by
-    timestamp and key."""
-    import duckdb
+    spec = settings.spec
+    key, ts = spec.entity.key, spec.timestamp
+    frame = entities[[key, ts]].copy()
+    frame[ts] = pd.to_datetime(frame[ts], utc=True)
+    frame = frame.sort_values([ts, key], kind="stable").reset_index(drop=True)
+    if frame.empty:
+        return frame
+    table = point_in_time_table(
+        settings, pa.Table.from_pandas(frame, preserve_index=False), feature_service
+    )
+    return decoded(table).to_pandas()
+
+
+def point_in_time_table(
+    settings: Settings, entities: Any, feature_service: str | None = None
+) -> Any:
+    """The service's features (the declared ``features.service`` unless named) of each entity
+    row of ``entities`` (an Arrow table with the key and timestamp columns) as of the row's own
+    timestamp, never later, within each view's TTL, as Feast's retrieval gives them: an Arrow
+    table of the entity columns, then every feature, in the rows' order. Category strings stay
+    dictionary-encoded as the lake stores them (``decoded`` turns them into plain strings).
+
+    For each row, the latest source row of its entity at or before its timestamp (one ASOF
+    join in DuckDB on keys, times and row numbers only, since every view reads the same
+    lake); a view's values of it are kept when it is within that view's TTL. Then the
+    declared on-demand outputs from the use case's own functions, as Feast's Python-mode
+    views compute them. Only the lake partitions a TTL can reach are read."""
     import numpy as np
+    import pyarrow as pa
 
     from mlops_pipeline.features.on_demand import add_on_demand_features
 
@@ -176,67 +199,130 @@ def point_in_time_join(
     key, ts = spec.entity.key, spec.timestamp
     store = open_store(settings)
     service = store.get_feature_service(feature_service or spec.features.service)
-    frame = entities[[key, ts]].copy()
-    frame[ts] = pd.to_datetime(frame[ts], utc=True)
-    frame = frame.sort_values([ts, key], kind="stable").reset_index(drop=True)
-    if frame.empty:
-        return frame
+    on_demand = set(spec.features.on_demand)
+    views = [
+        (
+            [feature.name for feature in projection.features],
+            store.get_feature_view(projection.name).ttl or None,
+        )
+        for projection in service.feature_view_projections
+        if projection.name not in on_demand
+    ]
+    rows = entities.num_rows
+    columns: dict[str, Any] = {key: entities.column(key), ts: entities.column(ts)}
+    if rows == 0:
+        return pa.table(columns)
+    times = _nanoseconds(entities.column(ts))
+    wanted = [name for names, _ in views for name in names]
+    source = _source_rows(settings, views, int(times.min()), int(times.max()), [key, ts, *wanted])
+    match = np.full(rows, -1, dtype=np.int64)
+    found_times = None
+    if source is not None and source.num_rows:
+        source_times = _nanoseconds(source.column(ts))
+        match = _latest_at_or_before(entities.column(key), times, source.column(key), source_times)
+        found_times = source_times[np.maximum(match, 0)]
+    found = match >= 0
+    for names, ttl in views:
+        fresh = found.copy()
+        if ttl and found_times is not None:
+            fresh &= found_times >= times - ttl // dt.timedelta(microseconds=1) * 1000
+        indices = pa.array(match, mask=~fresh)
+        for name in names:
+            present = source is not None and name in source.column_names
+            columns[name] = source.column(name).take(indices) if present else pa.nulls(rows)
+    table = pa.table(columns)
+    if spec.features.on_demand:
+        table = _with_on_demand(spec, table, add_on_demand_features)
+    return table
+
+
+def decoded(table: Any) -> Any:
+    """``table`` with its dictionary-encoded columns as plain values (what pandas gets as
+    strings with None, as Feast returns them)."""
+    import pyarrow as pa
+
+    for index, column_field in enumerate(table.schema):
+        if pa.types.is_dictionary(column_field.type):
+            column = table.column(index).cast(column_field.type.value_type)
+            table = table.set_column(index, column_field.name, column)
+    return table
+
+
+def _nanoseconds(times: Any) -> Any:
+    """UTC nanoseconds of a timestamp column, as int64 (whatever its unit)."""
+    import pyarrow as pa
+
+    return times.cast(pa.timestamp("ns", "UTC")).cast(pa.int64()).to_numpy()
+
+
+def _source_rows(
+    settings: Settings,
+    views: list[tuple[list[str], dt.timedelta | None]],
+    first: int,
+    last: int,
+    columns: list[str],
+) -> Any:
+    """The ``columns`` (those present) of the lake partitions some view's TTL reaches from
+    entity rows timed ``first`` to ``last`` (UTC nanoseconds): None when there are none. The
+    strings as the files store them, dictionary-encoded."""
+    import pyarrow as pa
+
+    cadence = settings.spec.cadence
+    ttls = [ttl for _, ttl in views]
+    oldest = None if not ttls or None in ttls else pd.Timestamp(first, tz="UTC") - max(ttls)  # type: ignore[type-var]
+    newest = pd.Timestamp(last, tz="UTC")
+    tables = []
+    for day in storage.partition_days(settings.lake_dir):
+        start = cadence.start(day)
+        if (oldest is not None and start + cadence.length <= oldest) or start > newest:
+            continue
+        for path in sorted(storage.partition_dir(settings.lake_dir, day).glob("*.parquet")):
+            schema = pq.read_schema(path)
+            present = [name for name in columns if name in schema.names]
+            strings = [
+                name
+                for name in present
+                if pa.types.is_string(schema.field(name).type)
+                or pa.types.is_large_string(schema.field(name).type)
+            ]
+            tables.append(pq.read_table(path, columns=present, read_dictionary=strings))
+    if not tables:
+        return None
+    # Columns a file lacks (added to the dataset later) are missing in its rows.
+    return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
+
+
+def _latest_at_or_before(keys: Any, times: Any, source_keys: Any, source_times: Any) -> Any:
+    """For each (key, time), the index of the latest source row of that key timed at or before
+    it, -1 for none: an ASOF join in DuckDB on the keys, times (int64 nanoseconds) and row
+    numbers alone, so no feature value goes through the join."""
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    rows = len(times)
+    source = pa.table(
+        {
+            "k": source_keys,
+            "t": source_times,
+            "i": np.arange(len(source_keys), dtype=np.int64),
+        }
+    )
     con = duckdb.connect()
     # DuckDB draws a progress bar on stdout for a long query: not in task logs or bench output.
     con.execute("SET enable_progress_bar = false")
-    con.register("entities", frame.assign(__row=np.arange(len(frame))))
-    first, last = frame[ts].min(), frame[ts].max()
-    on_demand = set(spec.features.on_demand)
-    cadence = spec.cadence
-    # One join per view rather than one for all: the result of a join of every feature at once
-    # raised the peak memory of a partition's scoring by a quarter (README, batch scoring).
-    for projection in service.feature_view_projections:
-        if projection.name in on_demand:
-            continue
-        names = [feature.name for feature in projection.features]
-        ttl = store.get_feature_view(projection.name).ttl or None
-        oldest = first - ttl if ttl else None
-        files = [
-            str(path)
-            for day in storage.partition_days(settings.lake_dir)
-            if (oldest is None or cadence.start(day) + cadence.length > oldest)
-            and cadence.start(day) <= last
-            for path in sorted(storage.partition_dir(settings.lake_dir, day).glob("*.parquet"))
-        ]
-        if not files:
-            for name in names:
-                frame[name] = None
-            continue
-        joined = con.execute(
-            f"""
-            SELECT {", ".join(f'f."{name}"' for name in names)}, f."{ts}" AS __feature_ts
-            FROM entities e ASOF LEFT JOIN (
-                SELECT "{key}", "{ts}", {", ".join(f'"{name}"' for name in names)}
-                FROM read_parquet($files, union_by_name = true)
-            ) f ON e."{key}" = f."{key}" AND e."{ts}" >= f."{ts}"
-            ORDER BY e.__row
-            """,
-            {"files": files},
-        ).df()
-        feature_ts = pd.to_datetime(joined.pop("__feature_ts"), utc=True)
-        fresh = feature_ts.notna().to_numpy()
-        if ttl:
-            fresh &= (feature_ts >= frame[ts] - ttl).to_numpy()
-        for name in names:
-            frame[name] = _kept(joined[name], fresh)
-    if spec.features.on_demand:
-        frame = _with_on_demand(spec, frame, add_on_demand_features)
-    return frame
-
-
-def _kept(values: pd.Series, fresh: Any) -> pd.Series:
-    """``values`` where ``fresh``, missing elsewhere: NaN for a number, None for a bool or a
-    string, as Feast leaves them (NaN would read as True)."""
-    if fresh.all():
-        return values
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.where(fresh)
-    return values.astype(object).where(fresh, None)
+    con.register("entity_times", pa.table({"k": keys, "t": times, "j": np.arange(rows)}))
+    con.register("source_times", source)
+    found = con.execute(
+        """
+        SELECT e.j, s.i FROM entity_times e ASOF JOIN source_times s
+        ON e.k = s.k AND e.t >= s.t
+        """
+    ).fetchnumpy()
+    con.close()
+    match = np.full(rows, -1, dtype=np.int64)
+    match[np.asarray(found["j"])] = np.asarray(found["i"])
+    return match
 
 
 # Rows per call of a use case's on-demand function in a batch join: its inputs are Python
@@ -244,27 +330,53 @@ def _kept(values: pd.Series, fresh: Any) -> pd.Series:
 ON_DEMAND_CHUNK_ROWS = 100_000
 
 
-def _with_on_demand(spec: UseCase, frame: pd.DataFrame, add: Any) -> pd.DataFrame:
-    """``frame`` with the declared on-demand outputs, computed ``ON_DEMAND_CHUNK_ROWS`` rows at
+def _with_on_demand(spec: UseCase, table: Any, add: Any) -> Any:
+    """``table`` with the declared on-demand outputs, computed ``ON_DEMAND_CHUNK_ROWS`` rows at
     a time from lists with None for a missing value (what Feast's Python mode passes)."""
-    present = [name for name in spec.feature_columns if name in frame]
+    import pyarrow as pa
+
+    present = [name for name in spec.feature_columns if name in table.column_names]
     outputs: dict[str, list[Any]] = {name: [] for name in spec.on_demand_features}
-    for start in range(0, len(frame), ON_DEMAND_CHUNK_ROWS):
-        chunk = frame.iloc[start : start + ON_DEMAND_CHUNK_ROWS]
-        inputs = {
-            name: (
-                chunk[name].astype(object).where(chunk[name].notna(), None)
-                if chunk[name].hasnans
-                else chunk[name]
-            ).tolist()
-            for name in present
-        }
-        derived = add(spec, inputs)
+    for start in range(0, table.num_rows, ON_DEMAND_CHUNK_ROWS):
+        chunk = table.slice(start, ON_DEMAND_CHUNK_ROWS)
+        derived = add(spec, {name: python_values(chunk.column(name)) for name in present})
         for name in outputs:
             outputs[name].extend(derived[name])
     for name, values in outputs.items():
-        frame[name] = values
-    return frame
+        # NaN and None alike are a missing value, as pandas reads them.
+        table = table.append_column(name, pa.array(values, from_pandas=True))
+    return table
+
+
+def python_values(column: Any) -> list[Any]:
+    """An Arrow column as a Python list, None for a missing value (NaN included)."""
+    import numpy as np
+    import pyarrow as pa
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        values = np.array([*array.dictionary.to_pylist(), None], dtype=object)
+        return values[array.indices.fill_null(len(array.dictionary)).to_numpy()].tolist()
+    if pa.types.is_floating(kind):
+        numbers = array.to_numpy(zero_copy_only=False)
+        missing = np.isnan(numbers)
+        if not missing.any():
+            return numbers.tolist()
+        boxed = numbers.astype(object)
+        boxed[missing] = None
+        return boxed.tolist()
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        if array.null_count == 0:
+            return array.to_numpy(zero_copy_only=False).tolist()
+        boxed = (
+            array.fill_null(False if pa.types.is_boolean(kind) else 0)
+            .to_numpy(zero_copy_only=False)
+            .astype(object)
+        )
+        boxed[array.is_null().to_numpy(zero_copy_only=False)] = None
+        return boxed.tolist()
+    return array.to_pylist()
 
 
 # Value kinds that OnlineResponse.to_dict returns as they are (nothing to parse or wrap).

@@ -11,6 +11,7 @@ from mlops_pipeline.failures import PermanentFailure
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from mlops_pipeline.usecases.spec import UseCaseSpec
 
@@ -67,32 +68,42 @@ def predictions_database_url(settings: Settings) -> str:
     return f"postgresql://{rest}" if "+" in scheme else url
 
 
-def _records(spec: UseCaseSpec, partition: str, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+def _records(spec: UseCaseSpec, partition: str, rows: Any) -> list[tuple[Any, ...]]:
+    """The table's rows of a predictions table (Arrow) or frame, in ``COLUMNS`` order."""
+    import pyarrow as pa
+
     from mlops_pipeline.scoring import batch
 
-    decisions = frame[batch.DECISION].tolist() if batch.DECISION in frame else [None] * len(frame)
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+    count = table.num_rows
+    names = table.column_names
+
+    def values(name: str) -> list[Any]:
+        return table.column(name).to_pylist() if name in names else [None] * count
+
     return list(
         zip(
-            [spec.name] * len(frame),
-            [partition] * len(frame),
-            frame[spec.entity.key].tolist(),
-            frame[spec.timestamp].dt.to_pydatetime().tolist(),
-            frame[batch.SCORE].tolist(),
-            decisions,
-            frame[batch.MODEL_NAME].tolist(),
-            frame[batch.MODEL_VERSION].tolist(),
-            frame[batch.FEATURE_SERVICE].tolist(),
-            frame[batch.AIRFLOW_RUN_ID].tolist(),
+            [spec.name] * count,
+            [partition] * count,
+            values(spec.entity.key),
+            values(spec.timestamp),
+            values(batch.SCORE),
+            values(batch.DECISION),
+            values(batch.MODEL_NAME),
+            values(batch.MODEL_VERSION),
+            values(batch.FEATURE_SERVICE),
+            values(batch.AIRFLOW_RUN_ID),
             strict=True,
         )
     )
 
 
 def replace_partition_rows(
-    url: str, table: str, spec: UseCaseSpec, partition: str, frame: pd.DataFrame
+    url: str, table: str, spec: UseCaseSpec, partition: str, frame: pa.Table | pd.DataFrame
 ) -> int:
-    """Replace the use case's rows of ``partition`` in ``table`` by ``frame``'s (delete and
-    copy in one transaction); returns the rows the table then holds for the partition."""
+    """Replace the use case's rows of ``partition`` in ``table`` by ``frame``'s (a predictions
+    table or frame; delete and copy in one transaction); returns the rows the table then holds
+    for the partition."""
     import psycopg
     from psycopg import sql
 
