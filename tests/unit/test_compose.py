@@ -296,7 +296,7 @@ def test_airflow_commands_parse_with_the_installed_airflow():
             commands.append(list(service["command"]))
             check = service["healthcheck"]["test"]
             if check[0] == "CMD-SHELL" and check[1].startswith("airflow "):
-                commands.append(shlex.split(check[1].replace("$${HOSTNAME}", "host"))[1:])
+                commands.append(shlex.split(check[1].replace("$$(hostname)", "host"))[1:])
     script = SERVICES["airflow-init"]["command"][0]
     assert (
         "airflow db migrate" in script
@@ -476,3 +476,15 @@ def test_the_data_volume_is_first_mounted_by_its_writers():
             assert service["depends_on"]["airflow-init"]["condition"] == (
                 "service_completed_successfully"
             ), name
+
+
+def test_healthchecks_read_the_containers_hostname_not_the_hostname_variable():
+    """podman runs a healthcheck without HOSTNAME in its environment (Docker sets it): there,
+    `celery@$HOSTNAME` pings no worker and `jobs check --hostname ""` accepts any host's job."""
+    checks = {
+        name: " ".join(service["healthcheck"].get("test", []))
+        for name, service in SERVICES.items()
+        if "healthcheck" in service
+    }
+    assert [name for name, check in checks.items() if "HOSTNAME" in check] == []
+    assert '"celery@$$(hostname)"' in checks["airflow-worker"]
