@@ -340,6 +340,7 @@ def test_the_mlops_view_shows_the_new_version(page, stack):
     assert f"{ADMIN} (Airflow HITL: Approve" in decision.inner_text()
     assert view.locator("#drift tbody tr").count() == 14
     assert view.locator("#ingestion").get_by_text(DAYS[-1].isoformat()).count() >= 1
+    view.locator(".chart .main-svg").first.wait_for()  # the charts drawn, as a user sees them
     page.screenshot(path=ARTIFACTS / "08-mlops-in-airflow.png")
     if os.environ.get("MLOPS_UPDATE_SCREENSHOT") == "1":
         README_SCREENSHOT.parent.mkdir(exist_ok=True)
