@@ -191,3 +191,18 @@ def test_rewriting_a_database_twice_changes_nothing_the_second_time(tmp_path):
     rewrite = PathRewriter(tmp_path / "home", tmp_path / "new")
     assert sum(rewrite_sqlite(database, rewrite).values()) == 2
     assert rewrite_sqlite(database, rewrite) == {}
+
+
+def test_every_command_line_command_follows_a_move_first(tmp_path, monkeypatch, capsys):
+    from mlops_pipeline.platform.cli import main
+
+    original = tmp_path / "repo" / ".local"
+    _small_state(original)
+    follow_move(get_settings().replace(home=original))
+    moved = tmp_path / "moved"
+    original.rename(moved)
+    monkeypatch.setenv("MLOPS_HOME", str(moved))
+    assert main(["check-usecase", "churn"]) == 0  # reads no state, yet the move is followed
+    assert recorded_home(moved) == str(moved)
+    record = json.loads((moved / "reports" / "record.json").read_text())
+    assert record["partition"] == str(moved / "lake")

@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops_pipeline.platform.relocate import follow_move
+
     if getattr(args, "usecase", None):
         settings = settings.for_usecase(args.usecase)
+    # A moved MLOPS_HOME: status and the commands that only read files would otherwise show
+    # the old home's paths until some task opened MLflow or Feast.
+    follow_move(settings)
     return COMMANDS[args.command.replace("-", "_")](args, settings)
