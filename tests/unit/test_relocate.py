@@ -206,3 +206,23 @@ def test_every_command_line_command_follows_a_move_first(tmp_path, monkeypatch, 
     assert recorded_home(moved) == str(moved)
     record = json.loads((moved / "reports" / "record.json").read_text())
     assert record["partition"] == str(moved / "lake")
+
+
+def test_a_locked_store_leaves_the_origin_of_an_unmarked_state_for_the_next_call(tmp_path):
+    """A first use with MLflow's store locked (a long write elsewhere) neither waits for it nor
+    records a home it could not check: a move made before the marker is still found later."""
+    made_at = tmp_path / "before"
+    _small_state(made_at)
+    moved_to = tmp_path / "after"
+    made_at.rename(moved_to)
+    settings = get_settings().replace(home=moved_to)
+    holder = sqlite3.connect(moved_to / "mlflow" / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        busy = follow_move(settings)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not busy.moved and recorded_home(moved_to) is None
+    relocation = follow_move(settings)
+    assert relocation.old_home == str(made_at) and recorded_home(moved_to) == str(moved_to)

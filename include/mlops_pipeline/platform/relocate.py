@@ -50,6 +50,13 @@ RECORD_SUFFIXES = (".json", ".yml", ".yaml", ".md")
 RECORD_NAMES = ("MLmodel",)
 SKIPPED_DIRS = ("airflow",)
 MLFLOW_DATABASE = "mlflow.db"
+# Reading where an unmarked state was made is one small query: a store locked longer than this
+# is busy, and the lookup waits for the next call rather than holding this one up.
+MARKER_LOOKUP_TIMEOUT_SECONDS = 1.0
+
+
+class StoreBusy(Exception):
+    """The MLflow store was locked when an unmarked state's origin was looked up."""
 
 
 @dataclass
@@ -97,7 +104,12 @@ def follow_move(settings: Settings) -> Relocation:
     if recorded_home(home) == current or not home.is_dir():
         return Relocation(old_home=current, new_home=current)
     with _locked(home):
-        old = recorded_home(home) or _home_named_by_mlflow(home)
+        try:
+            old = recorded_home(home) or _home_named_by_mlflow(home)
+        except StoreBusy:
+            # Nothing recorded, nothing learnt: the next call looks again, and what opens the
+            # store now reports the lock as its own (retryable) error, without this wait first.
+            return Relocation(old_home=None, new_home=current)
         relocation = Relocation(old_home=old, new_home=current)
         if relocation.moved:
             assert old is not None
@@ -222,11 +234,13 @@ def _home_named_by_mlflow(home: Path) -> str | None:
     database = home / "mlflow" / MLFLOW_DATABASE
     if not database.exists():
         return None
-    connection = sqlite3.connect(database, timeout=60)
+    connection = sqlite3.connect(database, timeout=MARKER_LOOKUP_TIMEOUT_SECONDS)
     try:
         rows = connection.execute("SELECT artifact_location FROM experiments").fetchall()
-    except sqlite3.OperationalError:  # not an MLflow database (yet)
-        return None
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error):
+            raise StoreBusy(str(database)) from error
+        return None  # not an MLflow database (yet)
     finally:
         connection.close()
     for (location,) in rows:
