@@ -38,7 +38,6 @@ from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mlops_pipeline.config import Settings
 
@@ -72,15 +71,6 @@ class Relocation:
     @property
     def moved(self) -> bool:
         return self.old_home is not None and self.old_home != self.new_home
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "old_home": self.old_home,
-            "new_home": self.new_home,
-            "database_values": self.database_values,
-            "files": self.files,
-            "feast_values": self.feast_values,
-        }
 
 
 def marker_path(home: Path) -> Path:
