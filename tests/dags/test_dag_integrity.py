@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mlops_pipeline.config import get_settings
+from mlops_pipeline.orchestration.dag_file import AIRFLOW_MODULES
 from mlops_pipeline.orchestration.factory import STAGES, build_dags
 from mlops_pipeline.usecases.loader import declared_usecases
 from tests.conftest import REPO
@@ -176,9 +177,34 @@ def test_dag_file_is_a_thin_call_of_the_factory(path):
         if line.strip() and not line.startswith(('"""', "#"))
     ]
     assert code == [
+        *(f"import {module}  # noqa: F401" for module in AIRFLOW_MODULES),
         "from mlops_pipeline.orchestration.factory import build_dags",
         f'globals().update(build_dags("{path.stem}"))',
     ]
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_the_dag_processor_has_imported_every_airflow_module_a_parse_needs(path):
+    """As Airflow's DAG processor prepares a parse: its manager (``airflow dag-processor``)
+    imports the file's top-level ``airflow.*`` imports (``parsing_pre_import_modules``) before
+    it forks, and the forked process imports the task runner; the parse itself then imports no
+    Airflow module again."""
+    code = (
+        "import importlib, json, runpy, sys\n"
+        "import airflow.cli.commands.dag_processor_command\n"
+        "from airflow.utils.file import iter_airflow_imports\n"
+        "for module in iter_airflow_imports(sys.argv[1]):\n"
+        "    importlib.import_module(module)\n"
+        "import airflow.sdk.execution_time.task_runner\n"
+        "before = set(sys.modules)\n"
+        "runpy.run_path(sys.argv[1])\n"
+        "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith('airflow'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)

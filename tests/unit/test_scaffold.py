@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_pipeline.orchestration.dag_file import dag_file_text
 from mlops_pipeline.usecases import load_usecase
 from mlops_pipeline.usecases.scaffold import ScaffoldError
 from mlops_pipeline.usecases.scaffold.inference import read_sample
 from mlops_pipeline.usecases.scaffold.new_usecase import scaffold_usecase
-from mlops_pipeline.usecases.scaffold.render import dag_file_text
 from mlops_pipeline.usecases.spec import Cadence, Kind, Task, TrainingSpec
 
 ROWS = 120

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_pipeline.failures import SpecError
+from mlops_pipeline.orchestration.dag_file import dag_file_text
 from mlops_pipeline.usecases.loader import DECLARATION, load_usecase
 from mlops_pipeline.usecases.scaffold import ScaffoldError
 from mlops_pipeline.usecases.scaffold.draft import draft_declaration
 from mlops_pipeline.usecases.scaffold.inference import read_sample
-from mlops_pipeline.usecases.scaffold.render import dag_file_text, render_declaration
+from mlops_pipeline.usecases.scaffold.render import render_declaration
 from mlops_pipeline.usecases.spec import Cadence, Kind, Task
 
 if TYPE_CHECKING:

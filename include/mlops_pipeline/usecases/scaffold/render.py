@@ -1,4 +1,4 @@
-"""The text ``new-usecase`` writes: the commented declaration and the use case's DAG file."""
+"""The declaration ``new-usecase`` writes, commented (its DAG file: ``orchestration.dag_file``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ from mlops_pipeline.usecases.spec import (
     Task,
     TrainingSpec,
 )
-
-# The repository's line length (ruff): the generated DAG file keeps to it.
-MAX_LINE = 100
 
 
 def render_declaration(
@@ -95,18 +92,3 @@ def render_declaration(
         commented({"drift": DriftSpec().model_dump()}),
     ]
     return "\n".join(sections)
-
-
-def dag_file_text(name: str) -> str:
-    """The use case's DAG file (the form of the shipped ones): the factory builds its DAGs from
-    the declaration."""
-    doc = f"Airflow DAGs of the `{name}` use case, built from `usecases/{name}/usecase.yaml`."
-    if len(doc) + 6 > MAX_LINE:
-        doc = doc.replace(" built from ", " built from\n")
-    return (
-        f'"""{doc}"""\n'
-        "\n"
-        "from mlops_pipeline.orchestration.factory import build_dags\n"
-        "\n"
-        f'globals().update(build_dags("{name}"))\n'
-    )
