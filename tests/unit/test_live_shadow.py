@@ -1,12 +1,18 @@
-"""The live shadow of the model server: the challenger scores what the champion answered,
-queued and batched after the answers, into a log of its own; the answers never change."""
+"""The live shadow of the model server: the challenger scores what the champion answered, in a
+process of its own at idle priority, into a log of its own; the answers never change.
+
+The scoring itself (batches, timed requests, failures) is tested in process on
+``ShadowScorer``; the process (its priority, its pipes, its death, stopping) through the app."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import json
+import os
+import pickle
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -15,10 +21,19 @@ from fastapi.testclient import TestClient
 from mlops_pipeline.deployment import registry
 from mlops_pipeline.features.on_demand import add_on_demand_features
 from mlops_pipeline.serving import shadow as shadow_module
+from mlops_pipeline.serving import shadow_process
 from mlops_pipeline.serving.app import create_app
 from mlops_pipeline.serving.champion import ChampionWatcher
-from mlops_pipeline.serving.metrics import Metrics
-from mlops_pipeline.serving.shadow import LiveShadow, shadow_summary
+from mlops_pipeline.serving.prediction_log import PredictionLog
+from mlops_pipeline.serving.scorer import CompiledScorer
+from mlops_pipeline.serving.shadow import (
+    Answered,
+    Frames,
+    ShadowScorer,
+    frame,
+    handoff,
+    shadow_summary,
+)
 from mlops_pipeline.training.model import train_model
 from tests.conftest import prometheus_samples
 from tests.unit.small_usecase import labelled_frame, served_model
@@ -31,6 +46,8 @@ REQUESTS = [
     {"entities": {"shop_id": [7, 99, 8]}},
     {"instances": [{**INSTANCE, "price": 5.0}]},
 ]
+# The process' tests run on one use case: what they test does not depend on the model.
+ONE_USECASE = pytest.mark.parametrize("served", ["binary_classification"], indirect=True)
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +58,26 @@ def challenger(served):
     return served_model(spec, trained, "4", alias="challenger")
 
 
+def _wait_for_shadow(client, timeout_s=60.0):
+    """``/model``'s shadow once the shadow process has said which challenger it scores."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        shadow = client.get("/model").json()["shadow"]
+        if shadow["version"] is not None:
+            return shadow
+        time.sleep(0.05)
+    raise TimeoutError(f"the shadow process did not load the challenger: {shadow}")
+
+
 def _answers(settings, champion, shadow_watcher=None):
     app = create_app(settings, StaticWatcher(champion), shadow_watcher)
     with TestClient(app) as client:
+        # Answered while the shadow process is still starting: handed to it all the same.
         answers = [client.post("/predict", json=body) for body in REQUESTS]
         info = client.get("/model").json()
-    # Read after the server stopped: stopping scores what the shadow still had queued.
+        if shadow_watcher is not None:
+            info["shadow"] = _wait_for_shadow(client)
+    # Read after the server stopped: stopping waits for the shadow process to score it all.
     shadow = app.state.shadow
     metrics = prometheus_samples(shadow.metrics.exposition().decode()) if shadow else []
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
@@ -55,6 +86,12 @@ def _answers(settings, champion, shadow_watcher=None):
 
 def _records(folder):
     return [json.loads(line) for f in folder.glob("date=*/*.jsonl") for line in f.open()]
+
+
+def _samples(app, name):
+    """``name``'s values by version on the app's ``/metrics``."""
+    exposition = app.state.shadow.metrics.exposition().decode()
+    return {labels["version"]: v for n, labels, v in prometheus_samples(exposition) if n == name}
 
 
 @pytest.fixture
@@ -96,6 +133,7 @@ def test_answers_are_the_champions_with_the_shadow_on_and_the_shadow_logs_apart(
         labels["version"]: v for n, labels, v in metrics if n == "mlops_shadow_predictions_total"
     }
     assert rows == {"4": 5.0}
+    assert not [n for n, _, _ in metrics if n == "mlops_shadow_dropped_total"]
     # The first request (of every TIMED_EVERY) is scored alone and timed; the others batched.
     latency = [v for n, labels, v in metrics if n == "mlops_shadow_latency_seconds_count"]
     assert latency == [1.0]
@@ -161,6 +199,9 @@ def test_the_summary_reads_only_its_version_and_days(tmp_path):
     assert (later.requests, later.errors) == (0, 0)
 
 
+# ---- the scoring, in process ----------------------------------------------------------------
+
+
 class CountingScorer:
     """The challenger's scorer, counting its calls and failing on rows of ``fail_price``."""
 
@@ -176,41 +217,48 @@ class CountingScorer:
         return self.scorer.score(columns)
 
 
-def _shadow(settings, challenger, scorer, tmp_path):
-    settings = settings.model_copy(update={"home": tmp_path})
-    model = dataclasses.replace(challenger, scorer=scorer)
-    metrics = Metrics(settings.spec.model_name, classifier=settings.spec.is_classifier)
-    return LiveShadow(settings, metrics, StaticWatcher(model)), settings
-
-
-def _queue(shadow, settings, champion, prices):
-    """One single-row inline request per price, as the app queues it once answered."""
+def _handed(settings, model, prices, first_shop=1):
+    """One single-row inline request per price, answered by ``model``, as the shadow process
+    receives them: through the hand-off's bytes, in one read."""
     spec = settings.spec
-    for shop, price in enumerate(prices):
+    data = b""
+    for shop, price in enumerate(prices, start=first_shop):
         columns = add_on_demand_features(
             spec, {n: [v] for n, v in {**INSTANCE, "shop_id": shop, "price": price}.items()}
         )
-        scores = champion.scorer.score(columns)
-        shadow.enqueue(columns, [shop], champion, scores, "inline")
+        scores = model.scorer.score(columns)
+        data += handoff(columns, [shop], model.version, scores, "inline")
+    return [Answered.of(message) for message in Frames().feed(data)]
 
 
-def test_queued_requests_are_scored_in_one_call_but_one_in_timed_every_alone(
+def _logged(settings, lines, tmp_path):
+    """``lines`` written as the shadow process writes them; the settings of that log."""
+    settings = settings.model_copy(update={"home": tmp_path})
+    shadow_log = PredictionLog(settings.shadow_predictions_dir)
+    shadow_log.append(lines)
+    shadow_log.close()
+    return settings
+
+
+def test_handed_off_requests_are_scored_in_batches_but_one_in_timed_every_alone(
     served, challenger, tmp_path, monkeypatch
 ):
     settings, champion = served
     monkeypatch.setattr(shadow_module, "TIMED_EVERY", 4)
     scorer = CountingScorer(challenger.scorer)
-    shadow, settings = _shadow(settings, challenger, scorer, tmp_path)
+    core = ShadowScorer(settings.spec)
+    model = dataclasses.replace(challenger, scorer=scorer)
     prices = [10.0 + i for i in range(9)]
-    _queue(shadow, settings, champion, prices)
-    assert scorer.calls == []  # nothing is scored while requests are answered
-    asyncio.run(shadow.stop())
-    # Requests 0, 4 and 8 alone (timed), the six others in one call.
+    lines, events = core.score(_handed(settings, champion, prices), model)
+    # Requests 1, 5 and 9 alone (timed), the six others in one call.
     assert sorted(scorer.calls) == [1, 1, 1, 6]
+    assert events.scored == {"4": 9} and events.failed == {}
+    assert [version for version, _ in events.timed] == ["4"] * 3
+    settings = _logged(settings, lines, tmp_path)
     records = _records(settings.shadow_predictions_dir)
-    assert [r[settings.spec.entity.key] for r in records] == list(range(9))
-    assert [r["latency_ms"] is not None for r in records if "latency_ms" in r] == [True] * 3
-    assert {r[settings.spec.entity.key] for r in records if "latency_ms" in r} == {0, 4, 8}
+    key = settings.spec.entity.key
+    assert [r[key] for r in records] == list(range(1, 10))
+    assert {r[key] for r in records if r.get("latency_ms") is not None} == {1, 5, 9}
     for record, price in zip(records, prices, strict=True):
         columns = add_on_demand_features(
             settings.spec, {n: [v] for n, v in {**INSTANCE, "price": price}.items()}
@@ -219,6 +267,14 @@ def test_queued_requests_are_scored_in_one_call_but_one_in_timed_every_alone(
     summary = shadow_summary(settings.shadow_predictions_dir, "4")
     assert (summary.requests, summary.rows, summary.errors) == (9, 9, 0)
 
+    # The count goes on across reads; a call takes at most BATCH_ROWS rows (or one request).
+    monkeypatch.setattr(shadow_module, "BATCH_ROWS", 4)
+    scorer.calls.clear()
+    core.score(_handed(settings, champion, [20.0 + i for i in range(11)]), model)
+    # Requests 10 to 20: 13 and 17 timed, alone, as they come; 10-12 with 14 and 15-16 with
+    # 18-19 in calls of four rows; 20, the rest, alone.
+    assert scorer.calls == [1, 4, 1, 4, 1]
+
 
 def test_a_batch_that_fails_fails_only_the_requests_that_fail_alone(
     served, challenger, tmp_path, monkeypatch
@@ -226,46 +282,172 @@ def test_a_batch_that_fails_fails_only_the_requests_that_fail_alone(
     settings, champion = served
     monkeypatch.setattr(shadow_module, "TIMED_EVERY", 100)
     scorer = CountingScorer(challenger.scorer, fail_price=13.0)
-    shadow, settings = _shadow(settings, challenger, scorer, tmp_path)
-    _queue(shadow, settings, champion, [11.0, 12.0, 13.0, 14.0])
-    asyncio.run(shadow.drain())
+    core = ShadowScorer(settings.spec)
+    model = dataclasses.replace(challenger, scorer=scorer)
+    lines, events = core.score(_handed(settings, champion, [11.0, 12.0, 13.0, 14.0]), model)
+    settings = _logged(settings, lines, tmp_path)
     records = _records(settings.shadow_predictions_dir)
     failed = [r for r in records if "error" in r]
     assert len(failed) == 1 and "ValueError" in failed[0]["error"]
     key = settings.spec.entity.key
-    assert [r[key] for r in records if "error" not in r] == [0, 1, 3]  # 0 timed, alone
+    assert [r[key] for r in records if "error" not in r] == [1, 2, 4]  # 1 timed, alone
     assert failed[0]["request"] != records[0]["request"]
     summary = shadow_summary(settings.shadow_predictions_dir, "4")
     assert (summary.requests, summary.errors) == (3, 1)
-    errors = prometheus_samples(shadow.metrics.exposition().decode())
-    assert [v for n, _, v in errors if n == "mlops_shadow_errors_total"] == [1.0]
-
-
-def test_a_full_queue_drops_and_counts_and_stopping_scores_what_is_queued(
-    served, challenger, tmp_path, monkeypatch
-):
-    settings, champion = served
-    monkeypatch.setattr(shadow_module, "MAX_QUEUED_ROWS", 3)
-    shadow, settings = _shadow(settings, challenger, challenger.scorer, tmp_path)
-    _queue(shadow, settings, champion, [11.0, 12.0, 13.0, 14.0, 15.0])
-    asyncio.run(shadow.stop())
-    samples = prometheus_samples(shadow.metrics.exposition().decode())
-    assert [v for n, _, v in samples if n == "mlops_shadow_dropped_total"] == [2.0]
-    assert [v for n, _, v in samples if n == "mlops_shadow_predictions_total"] == [3.0]
-    assert len(_records(settings.shadow_predictions_dir)) == 3
+    assert events.failed == {"4": 1} and events.scored == {"4": 3}
 
 
 def test_requests_answered_by_the_challengers_own_version_are_not_shadowed(
     served, challenger, tmp_path
 ):
     settings, champion = served
-    shadow, settings = _shadow(settings, challenger, challenger.scorer, tmp_path)
-    _queue(shadow, settings, champion, [11.0])
-    _queue(shadow, settings, challenger, [12.0])  # the challenger answered: nothing to compare
-    asyncio.run(shadow.drain())
-    assert [r["champion_version"] for r in _records(settings.shadow_predictions_dir)] == ["3"]
-    _queue(shadow, settings, champion, [13.0])
-    # Promoted while the request was queued: the challenger is now the version that answered.
-    shadow.watcher.current = dataclasses.replace(challenger, loaded=champion.loaded)
-    asyncio.run(shadow.stop())
-    assert len(_records(settings.shadow_predictions_dir)) == 1
+    core = ShadowScorer(settings.spec)
+    handed = _handed(settings, champion, [11.0]) + _handed(settings, challenger, [12.0])
+    lines, events = core.score(handed, challenger)  # the challenger answered #2: no comparison
+    assert [line["champion_version"] for line in lines] == ["3"] and events.scored == {"4": 1}
+    # Promoted since the request was answered: the challenger is now the version that answered.
+    promoted = dataclasses.replace(challenger, loaded=champion.loaded)
+    lines, events = core.score(_handed(settings, champion, [13.0]), promoted)
+    assert lines == [] and not events
+
+
+def test_the_pipes_frames_are_whole_whatever_pieces_they_arrive_in():
+    messages = [("a", 1), {"b": [2.0, None]}, "c" * 70_000]
+    data = b"".join(frame(m) for m in messages)
+    frames = Frames()
+    got = []
+    for start in range(0, len(data), 7):
+        got += frames.feed(data[start : start + 7])
+    assert got == messages and frames.feed(b"") == []
+
+
+def test_the_watcher_handed_to_the_shadow_process_is_rebuilt_there(served, challenger):
+    settings, _ = served
+    copy = pickle.loads(shadow_process.portable(StaticWatcher(challenger)))
+    assert copy.current.version == "4" and copy.current.threshold == challenger.threshold
+    if isinstance(challenger.scorer, CompiledScorer):  # closures: compiled again from the model
+        assert copy.current.scorer is not challenger.scorer
+    rows = {n: [v] for n, v in INSTANCE.items()}
+    columns = add_on_demand_features(settings.spec, rows)
+    assert copy.current.scorer.score(columns) == challenger.scorer.score(columns)
+    # The registry's watcher: a new one on the same alias, not yet started.
+    watcher = ChampionWatcher(settings, alias="challenger", keep_unassigned=False)
+    watcher.current = challenger
+    rebuilt = pickle.loads(shadow_process.portable(watcher))
+    assert isinstance(rebuilt, ChampionWatcher) and rebuilt.current is None
+    assert (rebuilt.alias, rebuilt.keep_unassigned) == ("challenger", False)
+
+
+# ---- the process -----------------------------------------------------------------------------
+
+
+def _single(shop):
+    return {"instances": [{**INSTANCE, "shop_id": shop}]}
+
+
+@ONE_USECASE
+def test_the_shadow_process_runs_at_idle_priority_and_serving_outlives_it(
+    served, challenger, tmp_path
+):
+    settings, champion = served
+    shadowed = settings.model_copy(update={"home": tmp_path, "serving_shadow": True})
+    app = create_app(shadowed, StaticWatcher(champion), StaticWatcher(challenger))
+    # Before the lifespan started it: no challenger yet, and why.
+    starting = TestClient(app).get("/model").json()["shadow"]
+    assert starting == {"alias": "challenger", "version": None, "reason": shadow_module.STARTING}
+    with TestClient(app) as client:
+        _wait_for_shadow(client)
+        shadow = app.state.shadow
+        assert shadow.pid != os.getpid()
+        threads = os.listdir(f"/proc/{shadow.pid}/task")
+        policies = {os.sched_getscheduler(int(t)) for t in threads}
+        nices = {os.getpriority(os.PRIO_PROCESS, int(t)) for t in threads}
+        assert policies == {os.SCHED_IDLE} or nices == {19}, (policies, nices)
+        assert shadow.priority.policy == "idle" or shadow.priority.nice == 19
+        assert client.post("/predict", json=_single(1)).status_code == 200
+
+        os.kill(shadow.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while client.get("/model").json()["shadow"]["reason"] is None:
+            assert time.monotonic() < deadline, "the server did not notice the shadow died"
+            time.sleep(0.05)
+        info = client.get("/model").json()["shadow"]
+        assert info["version"] is None and "exited" in info["reason"], info
+        answers = [client.post("/predict", json=_single(shop)) for shop in (2, 3, 4)]
+        assert [a.status_code for a in answers] == [200] * 3
+        assert {a.json()["model_version"] for a in answers} == {"3"}
+    # Stopping a server whose shadow died returns; the requests after it are counted dropped.
+    assert _samples(app, "mlops_shadow_dropped_total") == {"4": 3.0}
+    assert len(_records(settings.model_copy(update={"home": tmp_path}).predictions_dir)) == 4
+
+
+@ONE_USECASE
+def test_a_full_pipe_drops_and_counts_and_stopping_scores_what_was_handed_off(
+    served, challenger, tmp_path, monkeypatch
+):
+    settings, champion = served
+    monkeypatch.setattr(shadow_module, "PIPE_BYTES", 4096)  # the least the kernel gives
+    monkeypatch.setattr(shadow_module, "MAX_PENDING_BYTES", 4096)
+    shadowed = settings.model_copy(update={"home": tmp_path, "serving_shadow": True})
+    app = create_app(shadowed, StaticWatcher(champion), StaticWatcher(challenger))
+    sent = 60
+    with TestClient(app) as client:
+        _wait_for_shadow(client)
+        shadow = app.state.shadow
+        os.kill(shadow.pid, signal.SIGSTOP)  # a shadow process that gets no CPU
+        try:
+            answers = [client.post("/predict", json=_single(s)) for s in range(1, sent + 1)]
+            assert [a.status_code for a in answers] == [200] * sent
+            assert shadow._pending  # held by the server, beyond what the pipe took
+        finally:
+            os.kill(shadow.pid, signal.SIGCONT)
+    dropped = _samples(app, "mlops_shadow_dropped_total").get("4", 0)
+    scored = _samples(app, "mlops_shadow_predictions_total").get("4", 0)
+    assert 0 < dropped < sent and dropped + scored == sent
+    # Every request handed off was scored before the server stopped, the held ones included.
+    records = _records(shadowed.shadow_predictions_dir)
+    assert len(records) == scored and all("error" not in r for r in records)
+    key = settings.spec.entity.key
+    assert [r[key] for r in records] == list(range(1, int(scored) + 1))
+
+
+def test_a_shadow_that_cannot_start_leaves_serving_up_and_counts_drops(
+    served, challenger, tmp_path, monkeypatch
+):
+    import multiprocessing
+
+    settings, champion = served
+
+    def refuse(method):
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(multiprocessing, "get_context", refuse)
+    shadowed = settings.model_copy(update={"home": tmp_path, "serving_shadow": True})
+    app = create_app(shadowed, StaticWatcher(champion), StaticWatcher(challenger))
+    with TestClient(app) as client:
+        answer = client.post("/predict", json={"instances": [INSTANCE, INSTANCE]})
+        info = client.get("/model").json()["shadow"]
+    assert answer.status_code == 200 and answer.json()["model_version"] == "3"
+    assert info["version"] is None and "no processes left" in info["reason"]
+    assert _samples(app, "mlops_shadow_dropped_total") == {shadow_module.UNKNOWN_VERSION: 2.0}
+
+
+@ONE_USECASE
+def test_without_a_watcher_the_shadow_process_watches_the_registrys_challenger(served, tmp_path):
+    settings, champion = served
+    shadowed = settings.model_copy(update={"home": tmp_path, "serving_shadow": True})
+    app = create_app(shadowed, StaticWatcher(champion))
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 60
+        while (info := client.get("/model").json()["shadow"])["reason"] == shadow_module.STARTING:
+            assert time.monotonic() < deadline, "the shadow process did not report"
+            time.sleep(0.1)
+        assert info == {
+            "alias": "challenger",
+            "version": None,
+            "reason": f"{settings.spec.model_name} has no @challenger yet",
+        }
+        assert client.post("/predict", json=_single(1)).status_code == 200
+    # No challenger: nothing handed off, nothing dropped, nothing logged.
+    assert _samples(app, "mlops_shadow_dropped_total") == {}
+    assert _records(shadowed.shadow_predictions_dir) == []

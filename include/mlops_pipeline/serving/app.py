@@ -72,7 +72,7 @@ def create_app(
         yield
         watcher.stop()
         if shadow is not None:
-            await shadow.stop()  # scores what is still queued
+            await shadow.stop()  # its process scores what it was handed, then exits
         store.close()
         log.close()
 
@@ -183,7 +183,7 @@ def create_app(
             metrics.predicted(scores, decisions)
             log.append(_log_records(spec, columns, ids, scores, decisions, model.version, source))
             if shadow is not None:
-                # Queued, scored in batches between requests: the answer never waits for it.
+                # Handed to the shadow process without blocking: the answer never waits for it.
                 shadow.enqueue(columns, ids, model, scores, source)
         metrics.predict_latency.observe(time.perf_counter() - started)
         return {
@@ -237,12 +237,8 @@ def _shadow_info(shadow: LiveShadow | None) -> dict[str, Any] | None:
     """``/model``'s view of the live shadow: off (None), or the challenger it scores."""
     if shadow is None:
         return None
-    current = shadow.watcher.current
-    return {
-        "alias": registry.CHALLENGER,
-        "version": None if current is None else current.version,
-        "reason": shadow.watcher.last_error if current is None else None,
-    }
+    # As the shadow process last reported: "starting" until it has loaded the challenger.
+    return {"alias": registry.CHALLENGER, "version": shadow.version, "reason": shadow.reason}
 
 
 def app_from_environment() -> FastAPI:

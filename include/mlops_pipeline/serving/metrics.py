@@ -100,7 +100,8 @@ class Metrics:
         )
         self._shadow_dropped = Counter(
             "mlops_shadow_dropped_total",
-            "Rows not scored in shadow: its queue was full (shadow traffic is best-effort).",
+            "Rows not scored in shadow: the shadow process could not take them (behind, or "
+            "gone; shadow traffic is best-effort).",
             ["model", "version"],
             registry=self.registry,
         )
