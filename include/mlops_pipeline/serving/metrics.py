@@ -115,8 +115,8 @@ class Metrics:
     def shadow_dropped(self, version: str, rows: int) -> None:
         self._shadow_dropped.labels(self.model, version).inc(rows)
 
-    def shadow_failed(self, version: str) -> None:
-        self._shadow_errors.labels(self.model, version).inc()
+    def shadow_failed(self, version: str, requests: int = 1) -> None:
+        self._shadow_errors.labels(self.model, version).inc(requests)
 
     def predicted(self, scores: np.ndarray, decisions: np.ndarray | None) -> None:
         """Count a scored batch (``decisions``: a classifier's, else None)."""

@@ -175,8 +175,7 @@ class ShadowEvents:
         for version, rows in self.scored.items():
             metrics.shadow_scored(version, rows)
         for version, requests in self.failed.items():
-            for _ in range(requests):
-                metrics.shadow_failed(version)
+            metrics.shadow_failed(version, requests)
         for version, seconds in self.timed:
             metrics.shadow_timed(version, seconds)
 
@@ -404,7 +403,7 @@ class LiveShadow:
         process, or drop and count them if it cannot take them now; never blocks, never
         raises."""
         if self._dead:
-            self.metrics.shadow_dropped(self._known or UNKNOWN_VERSION, len(ids))
+            self._drop(len(ids))
             return
         if self._reported and self.version in (None, champion.version):
             return  # no challenger, or the challenger answered: nothing to compare
@@ -412,11 +411,11 @@ class LiveShadow:
             self._hand_off(handoff(columns, ids, champion.version, champion_scores, source), ids)
         except Exception:  # a bug here must not fail the request the champion answered
             log.exception("shadow hand-off failed")
-            self.metrics.shadow_dropped(self._known or UNKNOWN_VERSION, len(ids))
+            self._drop(len(ids))
 
     def _hand_off(self, data: bytes, ids: Sequence[int | None]) -> None:
         if self._out < 0 or len(self._pending) + len(data) > MAX_PENDING_BYTES:
-            self.metrics.shadow_dropped(self._known or UNKNOWN_VERSION, len(ids))
+            self._drop(len(ids))
             return
         if self._pending:  # behind: after what is waiting, to keep the frames whole
             self._pending += data
@@ -427,12 +426,16 @@ class LiveShadow:
             written = 0
         except OSError as exc:  # the shadow process is gone (a broken pipe)
             self._gone(f"the shadow process is gone ({type(exc).__name__})")
-            self.metrics.shadow_dropped(self._known or UNKNOWN_VERSION, len(ids))
+            self._drop(len(ids))
             return
         if written < len(data):
             self._pending += data[written:]
             if self._loop is not None:
                 self._loop.add_writer(self._out, self._flush)
+
+    def _drop(self, rows: int) -> None:
+        """Count ``rows`` the shadow process will not score, by the challenger it last named."""
+        self.metrics.shadow_dropped(self._known or UNKNOWN_VERSION, rows)
 
     def _flush(self) -> None:
         """Write what the pipe did not take before (when it can take more)."""

@@ -90,13 +90,13 @@ def lower_priority() -> ShadowPriority:
     return current_priority()
 
 
-def current_priority(pid: int = 0) -> ShadowPriority:
-    """How ``pid`` (0: this thread) is scheduled."""
+def current_priority() -> ShadowPriority:
+    """How this thread is scheduled."""
     policy = "unknown"
     with contextlib.suppress(AttributeError, OSError):
-        scheduler = os.sched_getscheduler(pid)
+        scheduler = os.sched_getscheduler(0)
         policy = {os.SCHED_IDLE: "idle", os.SCHED_OTHER: "other"}.get(scheduler, str(scheduler))
-    return ShadowPriority(policy=policy, nice=os.getpriority(os.PRIO_PROCESS, pid))
+    return ShadowPriority(policy=policy, nice=os.getpriority(os.PRIO_PROCESS, 0))
 
 
 def _threads() -> list[int]:
