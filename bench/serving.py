@@ -10,10 +10,17 @@ answer); and, for the first use case (churn, whose figures are the
 non-regression reference), MLflow's scoring server on the same model with inline features (it
 has no feature lookup).
 
-``MLOPS_BENCH_SERVING_ONLY=shadow`` runs only the shadow comparison (the one-worker server with
+The shadow comparison runs in rounds of its own (``_paired_rounds``: many short runs, the servers
+back to back, each first in turn), and also counts the CPU time the server and its shadow process
+use per request. It includes a second one-worker server with the shadow off, paired with the
+first exactly as the shadowed one is: its ratio is what the same comparison gives when nothing
+differs (the noise floor of this machine at that moment).
+
+``MLOPS_BENCH_SERVING_ONLY=shadow`` runs only the shadow comparison (the one-worker servers with
 the shadow off and on). ``MLOPS_BENCH_SHADOW_BASELINE=<dir>`` (a copy of another version's
-``include/``) adds a third one-worker server with the shadow on, running that code: two
-shadow implementations measured in the same rounds, each beside the shadow off.
+``include/``), or ``name=<dir>,name=<dir>...``, adds a one-worker server with the shadow on per
+directory, running that code: shadow implementations measured in the same rounds, each beside
+the shadow off. ``MLOPS_BENCH_SERVING_REPEATS`` sets the rounds (default 3).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,14 +51,28 @@ WARMUP_S = 3
 CONCURRENCY = (1, 8)
 # Each case is measured this many times, interleaved with the others, and reported as the
 # median, so one noisy neighbour moment does not decide a figure.
-REPEATS = 3
+REPEATS = int(os.environ.get("MLOPS_BENCH_SERVING_REPEATS", "3"))
 # Worker processes of each server (uvicorn workers for both): one, and one per core here.
 WORKERS = (1, 2)
 # Our one-worker server also runs with the live shadow on (a challenger registered beside the
 # champion), side by side with it off: the shadow's cost to the champion's latency.
 SHADOW_WORKERS = (1,)
+# That comparison runs short and many times: on this shared VM, the p99s of two 10 s runs of the
+# same server differ by up to 30% (the control pair shows it), and a neighbour's burst lands in
+# one run of a pair. Many short pairs, each server first in turn, and the median of their ratios.
+PAIR_SECONDS = int(os.environ.get("MLOPS_BENCH_SHADOW_PAIR_SECONDS", "2"))
+PAIR_ROUNDS = int(os.environ.get("MLOPS_BENCH_SHADOW_ROUNDS", "15"))
 ONLY = os.environ.get("MLOPS_BENCH_SERVING_ONLY", "")
 SHADOW_BASELINE = os.environ.get("MLOPS_BENCH_SHADOW_BASELINE", "")
+# Other versions' shadow servers, by name: a plain directory is "baseline".
+SHADOW_VARIANTS = dict(
+    item.split("=", 1) if "=" in item else ("baseline", item)
+    for item in SHADOW_BASELINE.split(",")
+    if item
+)
+# The one-worker servers paired with ``ours`` (the shadow off), round by round: the shadow on,
+# each variant's shadow on, and the control (the shadow off again).
+PAIRED = ("ours_control", "ours_shadow", *(f"ours_shadow_{name}" for name in SHADOW_VARIANTS))
 if ONLY not in ("", "shadow"):
     raise ValueError(f"MLOPS_BENCH_SERVING_ONLY={ONLY!r}: only 'shadow' is known")
 
@@ -87,6 +109,7 @@ def _wrk(url: str, body: dict, connections: int, scratch: Path, seconds: int = D
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "req_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
@@ -105,8 +128,10 @@ def run() -> dict:
         "entities": ENTITIES,
         "duration_s": DURATION_S,
         "repeats": REPEATS,
+        "pair_seconds": PAIR_SECONDS,
+        "pair_rounds": PAIR_ROUNDS,
         "only": ONLY or None,
-        "shadow_baseline": SHADOW_BASELINE or None,
+        "shadow_variants": SHADOW_VARIANTS,
         "usecases": {},
     }
     for index, name in enumerate(names):
@@ -165,9 +190,8 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
         ours = [sys.executable, "-m", "mlops_pipeline.platform.cli", "serve"]
         servers[f"ours_w{workers}"] = ([*ours, "--workers", str(workers)], "/ready")
         if workers in SHADOW_WORKERS:
-            servers[f"ours_shadow_w{workers}"] = ([*ours, "--workers", str(workers)], "/ready")
-            if SHADOW_BASELINE:
-                servers[f"ours_shadow_baseline_w{workers}"] = servers[f"ours_shadow_w{workers}"]
+            for server in PAIRED:
+                servers[f"{server}_w{workers}"] = ([*ours, "--workers", str(workers)], "/ready")
         if with_mlflow:
             servers[f"mlflow_w{workers}"] = (
                 [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local"]
@@ -176,9 +200,10 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
             )
     ports = {name: free_port() for name in servers}
     shadow_env = {**env, "MLOPS_SERVING_SHADOW": "true"}
-    # PYTHONPATH comes before the editable install's path: the baseline's package wins.
-    baseline_env = {**shadow_env, "PYTHONPATH": SHADOW_BASELINE}
-    server_env = {"ours_shadow_baseline": baseline_env, "ours_shadow": shadow_env}
+    server_env = {"ours_shadow": shadow_env}
+    for variant, directory in SHADOW_VARIANTS.items():
+        # PYTHONPATH comes before the editable install's path: the variant's package wins.
+        server_env[f"ours_shadow_{variant}"] = {**shadow_env, "PYTHONPATH": directory}
     processes = {
         name: subprocess.Popen(
             [*command, "--port" if name.startswith("ours") else "-p", str(ports[name])],
@@ -203,31 +228,41 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
                 _wait_for_shadow(f"http://127.0.0.1:{ports[name]}/model")
         scratch = root / "wrk"
         scratch.mkdir()
+        bodies = {"feature_lookup": {"entities": {key: [entity]}}, "inline": {"instances": [raw]}}
         cases = {}
-        lookup, inline = {"entities": {key: [entity]}}, {"instances": [raw]}
-        for workers in SHADOW_WORKERS if ONLY else WORKERS:
-            ours = f"http://127.0.0.1:{ports[f'ours_w{workers}']}/predict"
-            cases[f"ours_feature_lookup_w{workers}"] = (ours, lookup)
-            cases[f"ours_inline_w{workers}"] = (ours, inline)
-            for server in ("ours_shadow", "ours_shadow_baseline"):
-                if f"{server}_w{workers}" in ports:
-                    shadowed = f"http://127.0.0.1:{ports[f'{server}_w{workers}']}/predict"
-                    cases[f"{server}_feature_lookup_w{workers}"] = (shadowed, lookup)
-                    cases[f"{server}_inline_w{workers}"] = (shadowed, inline)
-            if with_mlflow:
-                theirs = f"http://127.0.0.1:{ports[f'mlflow_w{workers}']}/invocations"
-                cases[f"mlflow_models_serve_inline_w{workers}"] = (theirs, mlflow_body)
-        for url, body in cases.values():
+        if not ONLY:
+            for workers in WORKERS:
+                ours = f"http://127.0.0.1:{ports[f'ours_w{workers}']}/predict"
+                for case, body in bodies.items():
+                    cases[f"ours_{case}_w{workers}"] = (ours, body)
+                if with_mlflow:
+                    theirs = f"http://127.0.0.1:{ports[f'mlflow_w{workers}']}/invocations"
+                    cases[f"mlflow_models_serve_inline_w{workers}"] = (theirs, mlflow_body)
+        # The shadow comparison's rounds: the shadow off and every server paired with it.
+        paired: dict[str, dict[str, tuple[str, dict]]] = {}
+        for workers in SHADOW_WORKERS:
+            for case, body in bodies.items():
+                paired[f"{case}_w{workers}"] = {
+                    server: (f"http://127.0.0.1:{ports[f'{server}_w{workers}']}/predict", body)
+                    for server in ("ours", *PAIRED)
+                }
+        warm = {**cases, **{f"{s}_{c}": u for c, runs in paired.items() for s, u in runs.items()}}
+        for url, body in warm.values():
             httpx.post(url, json=body, timeout=30).raise_for_status()
             for connections in CONCURRENCY:
                 _wrk(url, body, connections, scratch, seconds=WARMUP_S)
-        for repeat in range(REPEATS):
+        for repeat in range(REPEATS if cases else 0):
             print(f"  {usecase}: round {repeat + 1} of {REPEATS}", file=sys.stderr, flush=True)
-            # Each concurrency's cases back to back: a shadow run sits next to its pair.
             for connections in CONCURRENCY:
                 for name, (url, body) in cases.items():
                     run = _wrk(url, body, connections, scratch)
                     samples.setdefault(f"{name}@c{connections}", []).append(run)
+        pids = {
+            server: _cpu_pids(processes[f"{server}_w{workers}"].pid)
+            for workers in SHADOW_WORKERS
+            for server in ("ours", *PAIRED)
+        }
+        pair_samples = _paired_rounds(usecase, paired, pids, scratch)
     finally:
         for process in processes.values():
             process.terminate()
@@ -243,30 +278,100 @@ def _run_usecase(usecase: str, with_mlflow: bool) -> dict:
             case: {field: median([run[field] for run in runs]) for field in runs[0]}
             for case, runs in samples.items()
         },
-        "shadow": _shadow_pairs(samples),
+        "shadow": _shadow_pairs(pair_samples),
         "samples": samples,
+        "pair_samples": pair_samples,
     }
 
 
+def _cpu_pids(server: int) -> dict[str, int]:
+    """The processes whose CPU a paired run counts: the server, and its shadow process if it
+    has one (the child ``multiprocessing`` spawned, not its resource tracker)."""
+    pids = {"server": server}
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or _stat(int(entry.name))[1] != server:
+                continue
+            if b"spawn_main" in (entry / "cmdline").read_bytes():
+                pids["shadow"] = int(entry.name)
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return pids
+
+
+def _stat(pid: int) -> list[int]:
+    """/proc/PID/stat's fields after the command's name: [state, ppid, ...] as numbers (state
+    as 0)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return [0, *map(int, fields[1:])]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of ``pid`` so far."""
+    fields = _stat(pid)
+    return (fields[11] + fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def _paired_rounds(
+    usecase: str,
+    paired: dict[str, dict[str, tuple[str, dict]]],
+    pids: dict[str, dict[str, int]],
+    scratch: Path,
+) -> dict[str, list[dict]]:
+    """``PAIR_ROUNDS`` rounds of each case at each concurrency: in a round, the shadow-off
+    server and every server paired with it run ``PAIR_SECONDS`` each, back to back, starting
+    one further along each round (none always runs first, or right after another). Each run
+    also counts the CPU time its server (and shadow process) used per request: what the
+    shadow costs the server's own work, which the hypervisor's steal and the neighbours'
+    bursts that move a p99 do not."""
+    samples: dict[str, list[dict]] = {}
+    for case, runs in paired.items():
+        servers = list(runs)
+        for connections in CONCURRENCY:
+            print(
+                f"  {usecase}: shadow pairs, {case} at c={connections}, {PAIR_ROUNDS} rounds",
+                file=sys.stderr,
+                flush=True,
+            )
+            for round_ in range(PAIR_ROUNDS):
+                turn = round_ % len(servers)
+                for server in servers[turn:] + servers[:turn]:
+                    url, body = runs[server]
+                    before = {name: _cpu_seconds(pid) for name, pid in pids[server].items()}
+                    run = _wrk(url, body, connections, scratch, seconds=PAIR_SECONDS)
+                    for name, pid in pids[server].items():
+                        used = _cpu_seconds(pid) - before[name]
+                        run[f"{name}_cpu_us_per_request"] = used / run["requests"] * 1e6
+                    samples.setdefault(f"{server}_{case}@c{connections}", []).append(run)
+    return samples
+
+
 def _shadow_pairs(samples: dict[str, list[dict]]) -> dict[str, dict]:
-    """Each shadowed case beside the same case with the shadow off, round by round: the
-    median of the rounds' p99 ratios (the pairs share the machine's moment)."""
+    """Each paired server's case beside the same case with the shadow off, round by round:
+    the median and quartiles of the rounds' p99 ratios (a pair shares the machine's moment)."""
     pairs = {}
-    for case, runs in samples.items():
-        for server in ("ours_shadow_baseline", "ours_shadow"):
-            if case.startswith(server + "_"):
-                off = samples[case.replace(server, "ours", 1)]
-                pairs[case] = {
-                    "p99_off_ms": median([r["p99_ms"] for r in off]),
-                    "p99_on_ms": median([r["p99_ms"] for r in runs]),
-                    "p99_ratio": median(
-                        [on["p99_ms"] / o["p99_ms"] for on, o in zip(runs, off, strict=True)]
-                    ),
-                    "req_per_s_ratio": median(
-                        [on["req_per_s"] / o["req_per_s"] for on, o in zip(runs, off, strict=True)]
-                    ),
-                }
-                break
+    for key, off in samples.items():
+        if not key.startswith("ours_") or key.startswith(tuple(f"{s}_" for s in PAIRED)):
+            continue
+        for server in PAIRED:
+            runs = samples.get(server + key.removeprefix("ours"))
+            if runs is None:
+                continue
+            ratios = [on["p99_ms"] / o["p99_ms"] for on, o in zip(runs, off, strict=True)]
+            quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            pairs[server + key.removeprefix("ours")] = {
+                "p99_off_ms": median([r["p99_ms"] for r in off]),
+                "p99_on_ms": median([r["p99_ms"] for r in runs]),
+                "p99_ratio": median(ratios),
+                "p99_ratio_q1": quartiles[0],
+                "p99_ratio_q3": quartiles[-1],
+                "req_per_s_ratio": median(
+                    [on["req_per_s"] / o["req_per_s"] for on, o in zip(runs, off, strict=True)]
+                ),
+                "server_cpu_us_off": median([r["server_cpu_us_per_request"] for r in off]),
+                "server_cpu_us_on": median([r["server_cpu_us_per_request"] for r in runs]),
+                "shadow_cpu_us": median([r.get("shadow_cpu_us_per_request", 0.0) for r in runs]),
+            }
     return pairs
 
 
@@ -301,10 +406,13 @@ def report(results: dict) -> str:
             )
     lines += [
         "",
-        "Live shadow beside it off, one worker: median over the rounds of each pair's ratio "
-        "(goal: p99 on/off <= 1.10 at c=1 and c=8)",
-        "| use case | server | concurrency | p99 off ms | p99 on ms | p99 on/off | req/s on/off |",
-        "|---|---|---|---|---|---|---|",
+        f"Live shadow beside it off, one worker: {results['pair_rounds']} rounds of "
+        f"{results['pair_seconds']} s runs, median (quartiles) over the rounds of each pair's "
+        "ratio (goal: p99 on/off <= 1.10 at c=1 and c=8; ours_control is the shadow off again: "
+        "the noise floor)",
+        "| use case | server | concurrency | p99 off ms | p99 on ms | p99 on/off | quartiles "
+        "| req/s on/off | server CPU us/request off / on | shadow process CPU us/request |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for usecase, measured in results["usecases"].items():
         for key, pair in measured.get("shadow", {}).items():
@@ -312,6 +420,9 @@ def report(results: dict) -> str:
             lines.append(
                 f"| {usecase} | {case.rsplit('_w', 1)[0]} | {connections} | "
                 f"{pair['p99_off_ms']:.2f} | {pair['p99_on_ms']:.2f} | {pair['p99_ratio']:.2f} | "
-                f"{pair['req_per_s_ratio']:.2f} |"
+                f"{pair['p99_ratio_q1']:.2f}-{pair['p99_ratio_q3']:.2f} | "
+                f"{pair['req_per_s_ratio']:.2f} | "
+                f"{pair['server_cpu_us_off']:.0f} / {pair['server_cpu_us_on']:.0f} | "
+                f"{pair['shadow_cpu_us']:.0f} |"
             )
     return "\n".join(lines)
