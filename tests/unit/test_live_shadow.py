@@ -327,6 +327,8 @@ def test_the_watcher_handed_to_the_shadow_process_is_rebuilt_there(served, chall
     assert copy.current.version == "4" and copy.current.threshold == challenger.threshold
     if isinstance(challenger.scorer, CompiledScorer):  # closures: compiled again from the model
         assert copy.current.scorer is not challenger.scorer
+        # With what was verified here: large batches go to the tree predictors there too.
+        assert copy.current.scorer.matrix_agrees == challenger.scorer.matrix_agrees
     rows = {n: [v] for n, v in INSTANCE.items()}
     columns = add_on_demand_features(settings.spec, rows)
     assert copy.current.scorer.score(columns) == challenger.scorer.score(columns)
@@ -364,6 +366,7 @@ def test_the_shadow_process_runs_at_idle_priority_and_serving_outlives_it(
         nices = {os.getpriority(os.PRIO_PROCESS, int(t)) for t in threads}
         assert policies == {os.SCHED_IDLE} or nices == {19}, (policies, nices)
         assert shadow.priority.policy == "idle" or shadow.priority.nice == 19
+        assert shadow.priority.threads == 1  # no OpenMP team spinning on the server's core
         assert client.post("/predict", json=_single(1)).status_code == 200
 
         os.kill(shadow.pid, signal.SIGKILL)

@@ -116,13 +116,34 @@ def test_compiled_regressor_equals_the_pipeline_on_any_rows(regressor, rows):
     )
 
 
-def test_large_batches_go_to_the_pipeline(trained, monkeypatch):
+def test_large_batches_go_to_the_tree_predictors_once_they_agree_with_the_pipeline(
+    trained, monkeypatch
+):
     spec, model = trained
-    compiled = CompiledScorer(model, spec)
+    compiled = scorer_for(model, spec)
+    assert compiled.kind == "compiled" and compiled.matrix_agrees
+    large = verification_sample(spec, rows=COMPILED_MAX_ROWS + 1, seed=3)
+    expected = PipelineScorer(model, spec).score(large)
+    matrices = []
+    exact = CompiledScorer.score_matrix
+    monkeypatch.setattr(
+        CompiledScorer, "score_matrix", lambda self, m: matrices.append(len(m)) or exact(self, m)
+    )
+    monkeypatch.setattr(compiled.pipeline, "score", lambda c: pytest.fail("the pipeline scored"))
+    small = verification_sample(spec, rows=COMPILED_MAX_ROWS)
+    assert len(compiled.score(small)) == COMPILED_MAX_ROWS and matrices == []
+    np.testing.assert_array_equal(compiled.score(large), expected)
+    assert matrices == [COMPILED_MAX_ROWS + 1]
+
+
+def test_large_batches_go_to_the_pipeline_when_the_tree_predictors_disagree(trained, monkeypatch):
+    spec, model = trained
+    exact = CompiledScorer.score_matrix
+    monkeypatch.setattr(CompiledScorer, "score_matrix", lambda self, m: exact(self, m) + 1e-6)
+    compiled = scorer_for(model, spec)
+    assert compiled.kind == "compiled" and not compiled.matrix_agrees
     calls = []
     monkeypatch.setattr(compiled.pipeline, "score", lambda c: calls.append(c) or "piped")
-    small = verification_sample(spec, rows=COMPILED_MAX_ROWS)
-    assert len(compiled.score(small)) == COMPILED_MAX_ROWS and calls == []
     large = verification_sample(spec, rows=COMPILED_MAX_ROWS + 1)
     assert compiled.score(large) == "piped" and len(calls) == 1
 

@@ -38,8 +38,8 @@ from mlops_pipeline.usecases.spec import Kind, UseCaseSpec
 log = logging.getLogger(__name__)
 
 Columns = Mapping[str, Sequence[Any]]
-# Walking all trees at once costs per row what the pipeline costs per call: above this many
-# rows the pipeline is faster (measured: equal near 64-100 rows for 250 trees).
+# Walking all trees at once costs per row about what scikit-learn's tree predictors cost per
+# call: above this many rows those are faster (``score_matrix``; see docs/performance.md).
 COMPILED_MAX_ROWS = 64
 
 
@@ -76,7 +76,8 @@ class PipelineScorer:
 
 class CompiledScorer:
     """The model as arrays (see the module docstring for the shapes); batches over
-    ``COMPILED_MAX_ROWS`` go to the pipeline."""
+    ``COMPILED_MAX_ROWS`` go to scikit-learn's tree predictors (``score_matrix``) once
+    ``scorer_for`` found them equal to the pipeline (``matrix_agrees``), else to the pipeline."""
 
     kind = "compiled"
 
@@ -102,6 +103,14 @@ class CompiledScorer:
         self._encoding = _column_encoding(encode, OrdinalEncoder, spec)
         self._trees = trees
         self._compile_trees(trees)
+        # Whether ``score_matrix`` gave the pipeline's scores bit for bit (``scorer_for``).
+        self.matrix_agrees = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Compiled again from the model where it is unpickled (the calibration is a closure);
+        # what ``scorer_for`` verified is carried over.
+        verified = {"matrix_agrees": self.matrix_agrees}
+        return CompiledScorer, (self.pipeline.model, self.pipeline.spec), verified
 
     def _unwrap(self, model: Any, spec: UseCaseSpec) -> Any:
         """The ``Pipeline([encode, trees])`` inside ``model``, checked for the task."""
@@ -227,6 +236,8 @@ class CompiledScorer:
 
     def score(self, columns: Columns) -> np.ndarray:
         if len(next(iter(columns.values()))) > COMPILED_MAX_ROWS:
+            if self.matrix_agrees:
+                return self.score_matrix(self.encode(columns))
             return self.pipeline.score(columns)
         return self.score_compiled(columns)
 
@@ -456,7 +467,8 @@ def _numbers(
 
 def scorer_for(model: Any, spec: UseCaseSpec) -> Scorer:
     """The compiled scorer when it gives the pipeline's scores bit for bit on the
-    verification sample, else the pipeline itself."""
+    verification sample, else the pipeline itself; its batch entry point (``score_matrix``)
+    scores large batches only if it does too."""
     pipeline = PipelineScorer(model, spec)
     try:
         compiled = CompiledScorer(model, spec)
@@ -470,4 +482,12 @@ def scorer_for(model: Any, spec: UseCaseSpec) -> Scorer:
         worst = float(np.max(np.abs(expected - got)))
         log.warning("compiled scorer differs from the pipeline by %.3g; using the pipeline", worst)
         return pipeline
+    try:
+        compiled.matrix_agrees = bool(
+            np.array_equal(expected, compiled.score_matrix(compiled.encode(sample)))
+        )
+    except UnsupportedModel as reason:
+        log.info("large batches scored with the pipeline: %s", reason)
+    if not compiled.matrix_agrees:
+        log.warning("scikit-learn's predictors differ from the pipeline: large batches by it")
     return compiled

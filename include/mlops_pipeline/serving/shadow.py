@@ -66,13 +66,13 @@ from mlops_pipeline.usecases.spec import UseCaseSpec
 
 log = logging.getLogger(__name__)
 
-# Rows scored in one call: the compiled walk's fixed cost per call is paid once for them (past a
-# few rows it costs about the same per row; under ``scorer.COMPILED_MAX_ROWS``, the compiled
-# walk's range).
-BATCH_ROWS = 32
+# The most rows scored in one call. Past ``scorer.COMPILED_MAX_ROWS`` a call goes to
+# scikit-learn's tree predictors, whose cost is mostly per call: a few hundred rows together
+# cost a fifth per row of what the compiled walk's calls of a few dozen do (docs/performance.md).
+BATCH_ROWS = 1024
 # How long the shadow process lets a batch gather once a hand-off woke it (one wake-up per
 # batch): about the longest a handed-off row waits before it is scored, when there is CPU.
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.25
 # One request in this many is scored alone and timed: the challenger's per-request latency.
 TIMED_EVERY = 20
 # The pipe's buffer asked of the kernel (Linux; best effort: else the default 64 KiB), and the
@@ -194,6 +194,7 @@ class ShadowPriority:
 
     policy: str  # "idle" (SCHED_IDLE), "other" (the default), or "unknown"
     nice: int
+    threads: int  # the most threads its native pools (OpenMP, BLAS) would use
 
 
 class ShadowScorer:

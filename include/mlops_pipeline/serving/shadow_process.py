@@ -25,7 +25,6 @@ from mlops_pipeline.config import Settings
 from mlops_pipeline.serving import shadow as shadow_module
 from mlops_pipeline.serving.champion import ChampionWatcher, LoadedModel
 from mlops_pipeline.serving.prediction_log import PredictionLog
-from mlops_pipeline.serving.scorer import CompiledScorer
 from mlops_pipeline.serving.shadow import (
     Answered,
     Frames,
@@ -58,14 +57,12 @@ class Watcher(Protocol):
 
 class _Portable(pickle.Pickler):
     """Pickles a watcher for the shadow process: a ``ChampionWatcher`` as a new one of the same
-    alias (its thread and events stay here), a compiled scorer as its model (it holds closures;
-    the shadow process compiles it again, already checked against the pipeline here)."""
+    alias (its thread and events stay here). A compiled scorer pickles as its model and is
+    compiled again there, with what was checked against the pipeline here."""
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, ChampionWatcher):
             return ChampionWatcher, (obj.settings, obj.alias, obj.keep_unassigned)
-        if isinstance(obj, CompiledScorer):
-            return CompiledScorer, (obj.pipeline.model, obj.pipeline.spec)
         return NotImplemented
 
 
@@ -91,12 +88,25 @@ def lower_priority() -> ShadowPriority:
 
 
 def current_priority() -> ShadowPriority:
-    """How this thread is scheduled."""
+    """How this thread is scheduled, and the most threads a native pool of it would use."""
+    from threadpoolctl import threadpool_info
+
     policy = "unknown"
     with contextlib.suppress(AttributeError, OSError):
         scheduler = os.sched_getscheduler(0)
         policy = {os.SCHED_IDLE: "idle", os.SCHED_OTHER: "other"}.get(scheduler, str(scheduler))
-    return ShadowPriority(policy=policy, nice=os.getpriority(os.PRIO_PROCESS, 0))
+    threads = max((pool["num_threads"] for pool in threadpool_info()), default=1)
+    return ShadowPriority(policy=policy, nice=os.getpriority(os.PRIO_PROCESS, 0), threads=threads)
+
+
+def one_native_thread() -> None:
+    """Limit the native thread pools loaded so far (scikit-learn's OpenMP, BLAS) to one thread.
+
+    The tree predictors score a batch of a few hundred rows no faster with two, and a team's
+    second thread spin-waits on the other core between batches: the core the server needs."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def _threads() -> list[int]:
@@ -146,7 +156,8 @@ def main(settings: Settings, watcher: bytes, handoffs: Connection, reports: Conn
             raise
         # Started (its imports and first load, once) at the priority it was given, so that a
         # busy machine cannot hold its start back for ever; then all of it, the watcher's
-        # thread included, at the lowest, before it scores anything.
+        # thread included, at the lowest, on one thread, before it scores anything.
+        one_native_thread()  # the model's libraries are loaded now
         out.send(lower_priority())
         try:
             run(settings, loaded, handoffs.fileno(), out)
