@@ -41,6 +41,21 @@ def peak_rss_bytes() -> int:
     return _status_kib("VmHWM") * 1024
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far by kind (/proc/stat's first line: user, nice, system,
+    idle, iowait, irq, softirq, steal), in clock ticks."""
+    with open("/proc/stat") as stat:
+        return [int(field) for field in stat.readline().split()[1:9]]
+
+
+def stolen_share(before: list[int], after: list[int]) -> float:
+    """Of the CPU time the machine wanted between two ``cpu_times``, the share the hypervisor
+    gave to others (steal): on a shared VM, what moves a p99 from one run to the next."""
+    used = [b - a for a, b in zip(before, after, strict=True)]
+    wanted = sum(used) - used[3] - used[4]  # all but idle and iowait
+    return used[7] / wanted if wanted else 0.0
+
+
 def machine() -> str:
     cpus = os.cpu_count()
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

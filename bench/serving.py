@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import median, save
+from bench.common import cpu_times, median, save, stolen_share
 from bench.features import D0, build_lake
 from mlops_pipeline.serving.process import free_port, wait_until_ready
 
@@ -134,9 +134,11 @@ def run() -> dict:
         "shadow_variants": SHADOW_VARIANTS,
         "usecases": {},
     }
+    before = cpu_times()
     for index, name in enumerate(names):
         print(f"serving bench: {name} ...", file=sys.stderr, flush=True)
         results["usecases"][name] = _run_usecase(name, with_mlflow=index == 0 and not ONLY)
+    results["stolen_share"] = stolen_share(before, cpu_times())
     save("serving_shadow" if ONLY else "serving", results)
     return results
 
@@ -390,6 +392,9 @@ def _wait_for_shadow(model_url: str, timeout_s: float = 120) -> None:
 
 def report(results: dict) -> str:
     lines = [
+        f"CPU time stolen by the hypervisor during the run: {results['stolen_share']:.1%} of "
+        "what the machine wanted (on a shared VM, what moves a p99 between runs)",
+        "",
         "Serving, single-entity requests, wrk on loopback, medians of "
         f"{results['repeats']} runs of {results['duration_s']} s "
         "(goal: p99 < 5 ms at c=1 with the lookup; at c=8 >= 3x mlflow's throughput, p99 < 30 ms)",
