@@ -483,11 +483,11 @@ def scorer_for(model: Any, spec: UseCaseSpec) -> Scorer:
         log.warning("compiled scorer differs from the pipeline by %.3g; using the pipeline", worst)
         return pipeline
     try:
-        compiled.matrix_agrees = bool(
-            np.array_equal(expected, compiled.score_matrix(compiled.encode(sample)))
-        )
+        batch = compiled.score_matrix(compiled.encode(sample))
     except UnsupportedModel as reason:
         log.info("large batches scored with the pipeline: %s", reason)
+        return compiled
+    compiled.matrix_agrees = bool(np.array_equal(expected, batch))
     if not compiled.matrix_agrees:
-        log.warning("scikit-learn's predictors differ from the pipeline: large batches by it")
+        log.warning("the tree predictors differ from the pipeline: it scores large batches")
     return compiled

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 
 # The most rows scored in one call. Past ``scorer.COMPILED_MAX_ROWS`` a call goes to
 # scikit-learn's tree predictors, whose cost is mostly per call: a few hundred rows together
-# cost a fifth per row of what the compiled walk's calls of a few dozen do (docs/performance.md).
+# cost a third to a sixth per row of the compiled walk's calls of a few dozen (docs/performance.md).
 BATCH_ROWS = 1024
 # How long the shadow process lets a batch gather once a hand-off woke it (one wake-up per
 # batch): about the longest a handed-off row waits before it is scored, when there is CPU.
