@@ -310,7 +310,7 @@ def feature_scores(spec: UseCaseSpec, scorer: Scorer, features: pa.Table) -> np.
     encoding make them, and scored by the compiled scorer's batch entry point (scikit-learn's
     tree predictors on them): the pipeline's own per-column conversions and its re-encoding of
     the categories cost more than its trees. Checked first, bit for bit, against the pipeline
-    on the partition's first rows and on the serving verification sample; a model it cannot
+    on the serving verification sample and on the partition's first rows; a model it cannot
     take, or any difference, is scored by the pipeline instead, in chunks."""
     import numpy as np
 
@@ -337,15 +337,16 @@ def _frame(features: pa.Table) -> pd.DataFrame:
 
 
 def _batch_scorer(spec: UseCaseSpec, model: Any) -> CompiledScorer | None:
-    """The model's compiled scorer, when it takes the model and matches the pipeline on the
-    serving verification sample (see ``serving.scorer.scorer_for``)."""
+    """The model's compiled scorer, when it takes the model and both its walk and its batch
+    entry point match the pipeline on the serving verification sample, with its unknown
+    categories and missing values (``serving.scorer.scorer_for`` checks both)."""
     from mlops_pipeline.serving.scorer import CompiledScorer, UnsupportedModel, scorer_for
 
     try:
         compiled = scorer_for(model, spec)
     except UnsupportedModel:
         return None
-    return compiled if isinstance(compiled, CompiledScorer) else None
+    return compiled if isinstance(compiled, CompiledScorer) and compiled.matrix_agrees else None
 
 
 # Rows of the partition scored both ways before the batch path is trusted with the rest.
@@ -355,24 +356,19 @@ AGREEMENT_ROWS = 2_000
 def _agrees(
     spec: UseCaseSpec, scorer: Scorer, compiled: CompiledScorer, features: pa.Table
 ) -> bool:
-    """Whether the batch path scores as the pipeline does, bit for bit: on the partition's
-    first rows (this encoding of these columns) and on the verification sample, with its
-    unknown categories and missing values (the batch entry point on them)."""
+    """Whether the batch path scores the partition's first rows as the pipeline does, bit for
+    bit: this encoding of these Arrow columns (``_batch_scorer`` checked the verification
+    sample)."""
     import numpy as np
 
-    from mlops_pipeline.serving.scorer import UnsupportedModel, verification_sample
+    from mlops_pipeline.serving.scorer import UnsupportedModel
 
     head = features.slice(0, AGREEMENT_ROWS)
-    sample = verification_sample(spec)
     try:
         mine = compiled.score_matrix(model_matrix(spec, compiled, head))
-        sampled = compiled.score_matrix(compiled.encode(sample))
     except UnsupportedModel:
         return False
-    return bool(
-        np.array_equal(mine, scorer.model.scores(_frame(head)))
-        and np.array_equal(sampled, compiled.pipeline.score(sample))
-    )
+    return bool(np.array_equal(mine, scorer.model.scores(_frame(head))))
 
 
 def model_matrix(spec: UseCaseSpec, compiled: CompiledScorer, features: pa.Table) -> np.ndarray:
